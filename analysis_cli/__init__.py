@@ -1,0 +1,104 @@
+"""The ``landscape`` command: a thin click shell over the library.
+
+Every command lives in its own module and is a few lines that parse options, call one library
+function and write its results. Commands are imported lazily, so ``landscape --help`` is fast.
+
+Errors a user can cause become one line on stderr (``landscape: error: ...``) and a non-zero exit;
+an interrupt (Ctrl-C) exits with 130 after the command has saved what it can.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from landscape.errors import LandscapeError
+
+# command name -> (module, attribute)
+COMMANDS = {
+    "train": ("analysis_cli.train", "train"),
+    "recipes": ("analysis_cli.recipes", "recipes"),
+    "eval": ("analysis_cli.eval", "eval_cmd"),
+    "data": ("analysis_cli.data", "data"),
+    "import": ("analysis_cli.import_", "import_cmd"),
+    "info": ("analysis_cli.info", "info"),
+    "hessian": ("analysis_cli.hessian", "hessian"),
+    "density": ("analysis_cli.hessian", "density"),
+    "surface": ("analysis_cli.surface", "surface"),
+    "interp": ("analysis_cli.interp", "interp"),
+    "lipschitz": ("analysis_cli.lipschitz", "lipschitz"),
+    "overlap": ("analysis_cli.overlap", "overlap"),
+    "report": ("analysis_cli.report", "report"),
+    "reproduce": ("analysis_cli.reproduce", "reproduce"),
+}
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+class LandscapeGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod) is not None]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        mod, attr = COMMANDS[name]
+        if importlib.util.find_spec(mod) is None:
+            return None
+        return getattr(importlib.import_module(mod), attr)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name or "landscape", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("landscape: interrupted (partial results were saved; rerun the same command to resume)", err=True)
+            sys.exit(130)
+        except click.exceptions.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx else "landscape"
+            click.echo(f"{cmd}: error: {_one_line(e.format_message())} (see --help)", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            click.echo(f"landscape: error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code or 1)
+        except LandscapeError as e:
+            click.echo(f"landscape: error: {_one_line(e)}", err=True)
+            sys.exit(e.exit_code)
+        except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as e:
+            click.echo(f"landscape: error: {_one_line(e)}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("landscape: error: out of memory; use a smaller --batch-size or --n-examples", err=True)
+            sys.exit(3)
+        except Exception as e:  # a bug: keep the traceback unless asked not to
+            if os.environ.get("LANDSCAPE_DEBUG"):
+                raise
+            if type(e).__name__ == "OutOfMemoryError":
+                click.echo("landscape: error: the device ran out of memory; use a smaller --batch-size", err=True)
+                sys.exit(3)
+            raise
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        sys.exit(0)
+
+
+@click.group(cls=LandscapeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="landscape", prog_name="landscape")
+def cli():
+    """Train adversarially robust classifiers under l0/l1/l2/l∞ budgets and measure their loss
+    landscapes: Hessian spectra, 2-D surfaces, interpolation sweeps and Lipschitz estimates."""
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="landscape")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,77 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from landscape.errors import LandscapeError
+
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto, cpu, cuda or cuda:N")
+seed_option = click.option("--seed", default=0, show_default=True, type=int, help="random seed")
+data_dir_option = click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+                               help="folder holding datasets (searched first)")
+
+
+def checkpoint_argument(multiple: bool = False):
+    return click.argument("checkpoint" + ("s" if multiple else ""), nargs=-1 if multiple else 1,
+                          required=True, type=click.Path(dir_okay=False))
+
+
+def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path, Path]:
+    """``(figure, csv, json)`` paths for an ``--out`` given with or without a suffix."""
+    out = Path(out)
+    if out.suffix.lower() in (".png", ".pdf", ".svg"):
+        stem = out.with_suffix("")
+        fig = out
+    elif out.suffix.lower() in (".csv", ".json"):
+        stem = out.with_suffix("")
+        fig = stem.with_suffix(default_suffix)
+    else:
+        stem = out
+        fig = out.with_suffix(default_suffix) if out.suffix == "" else Path(str(out) + default_suffix)
+    return fig, stem.with_suffix(".csv"), stem.with_suffix(".json")
+
+
+def write_results(df, meta: dict, csv_path: Path, json_path: Path) -> None:
+    """Write a tidy table and its metadata atomically (never clobbering with a partial file)."""
+    from landscape.checkpoint import atomic_write_text
+    atomic_write_text(csv_path, df.to_csv(index=False))
+    atomic_write_text(json_path, json.dumps({"meta": meta, "rows": json.loads(df.to_json(orient="records"))},
+                                            indent=2, default=str))
+
+
+def parse_range(text: str, name: str = "range") -> list[float]:
+    """Parse ``start:stop:step`` (inclusive of stop, within rounding) or a comma list of numbers."""
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step <= 0:
+                raise LandscapeError(f"{name} {text!r}: the step must be positive")
+            if stop < start:
+                raise LandscapeError(f"{name} {text!r}: the stop is below the start")
+            n = int(round((stop - start) / step))
+            values = [start + i * step for i in range(n + 1) if start + i * step <= stop + 1e-9]
+            return [round(v, 10) for v in values]
+        values = [float(p) for p in text.split(",") if p.strip()]
+        if not values:
+            raise ValueError
+        return values
+    except ValueError:
+        raise LandscapeError(f"cannot read {name} {text!r}; use start:stop:step (e.g. 0:1:0.1) or a comma list") from None
+
+
+def echo_table(df, floatfmt: str = "{:.4g}") -> None:
+    """Print a DataFrame as a plain aligned table on stdout."""
+    click.echo(df.to_string(index=False, float_format=lambda v: floatfmt.format(v)))
+
+
+def fail(msg: str):
+    raise LandscapeError(msg)

@@ -1,0 +1,88 @@
+"""The attack protocol: a configuration called as ``attack(model, x, y) -> x_adv``.
+
+An attack is a small class: hyperparameters in ``__init__``, the work in :meth:`Attack.perturb`.
+Calling it puts the model in eval mode (or the mode the attack was configured with), freezes nothing,
+touches no parameter gradient, and restores the mode it found. Inputs and outputs are in [0,1], NCHW;
+the output always lies in the attack's :class:`~landscape.threat.ThreatModel`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from ..threat import ThreatModel
+
+
+@contextmanager
+def model_mode(model: nn.Module, mode: str = "eval"):
+    """Put ``model`` in ``mode`` ('eval' or 'train') and restore every submodule's mode afterwards."""
+    saved = [(m, m.training) for m in model.modules()]
+    model.train(mode == "train")
+    try:
+        yield model
+    finally:
+        for m, was in saved:
+            m.training = was
+
+
+@contextmanager
+def no_param_grad(model: nn.Module):
+    """Disable ``requires_grad`` on parameters while attacking (saves memory and keeps .grad clean)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class Attack:
+    """Base class. Subclasses set ``norms`` and implement ``perturb(model, x, y) -> x_adv``.
+
+    Arguments common to every attack: ``norm``, ``eps`` (the threat model) and ``mode`` ('eval' by
+    default: the mode the model is put in while attacking; training recipes may choose 'train').
+    """
+
+    name = "attack"
+    norms: tuple[str, ...] = ("l0", "l1", "l2", "linf")
+
+    def __init__(self, eps: float, norm: str, *, mode: str = "eval"):
+        self.threat = ThreatModel(norm, eps)
+        if self.threat.norm not in self.norms:
+            from ..errors import LandscapeError
+            raise LandscapeError(f"{type(self).__name__} attacks {', '.join(self.norms)} perturbations, not {self.threat.norm}")
+        self.mode = mode
+
+    @property
+    def eps(self) -> float:
+        return self.threat.eps
+
+    @property
+    def norm(self) -> str:
+        return self.threat.norm
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.threat.check_shape(x.shape)
+        with model_mode(model, self.mode), no_param_grad(model):
+            x_adv = self.perturb(model, x.detach(), y.detach())
+        return x_adv.detach()
+
+    def config(self) -> dict:
+        """Plain hyperparameters (for logs, recipes and result metadata)."""
+        out = {"attack": self.name, "norm": self.norm, "eps": self.eps}
+        for k, v in vars(self).items():
+            if k not in ("threat",) and isinstance(v, (int, float, str, bool, type(None))):
+                out[k] = v
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "attack")
+        return f"{type(self).__name__}({args})"
