@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import sys
 
 import click
@@ -53,6 +54,9 @@ class LandscapeGroup(click.Group):
         return getattr(importlib.import_module(mod), attr)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from . import common
+        argv = list(sys.argv[1:] if args is None else args)
+        common.INVOCATION = "landscape " + shlex.join(str(a) for a in argv)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:

@@ -9,6 +9,9 @@ import click
 
 from landscape.errors import LandscapeError
 
+#: the command line that invoked the CLI (set by the group); stored in every result's metadata
+INVOCATION = ""
+
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda or cuda:N")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="random seed")
@@ -39,6 +42,9 @@ def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path
 def write_results(df, meta: dict, csv_path: Path, json_path: Path) -> None:
     """Write a tidy table and its metadata atomically (never clobbering with a partial file)."""
     from landscape.checkpoint import atomic_write_text
+    meta = dict(meta)
+    if INVOCATION:
+        meta.setdefault("command", INVOCATION)
     atomic_write_text(csv_path, df.to_csv(index=False))
     atomic_write_text(json_path, json.dumps({"meta": meta, "rows": json.loads(df.to_json(orient="records"))},
                                             indent=2, default=str))
