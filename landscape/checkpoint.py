@@ -133,7 +133,7 @@ class Checkpoint:
             "metrics": list(metrics or []),
             "train_state": train_state,
             "extra": dict(extra or {}),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
         return cls(data)
 

@@ -1,0 +1,49 @@
+"""``landscape info CKPT``: what a checkpoint holds."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import checkpoint_argument
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@click.command("info")
+@checkpoint_argument()
+@click.option("--json", "as_json", is_flag=True, help="print the metadata (everything but tensors) as JSON")
+def info(checkpoint, as_json):
+    """Print the summary of CHECKPOINT: architecture, dataset, threat model, recipe, epoch, metrics."""
+    from landscape.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(checkpoint)
+    if as_json:
+        meta = {k: v for k, v in ck.data.items() if k not in ("state_dict", "train_state")}
+        click.echo(json.dumps(meta, indent=2, default=str))
+        return
+    ds = ck.dataset
+    n_params = sum(v.numel() for k, v in ck.state_dict.items() if hasattr(v, "numel") and "running" not in k
+                   and not k.endswith("num_batches_tracked"))
+    kwargs = ", ".join(f"{k}={_fmt(v)}" for k, v in ck.model_kwargs.items() if k not in ("mean", "std"))
+    recipe = ck.recipe
+    click.echo(f"checkpoint: {checkpoint}")
+    click.echo(f"model:      {ck.arch} ({kwargs}); {n_params:,} parameters")
+    click.echo(f"dataset:    {ds.get('name')} ({ds.get('channels')}x{ds.get('height')}x{ds.get('width')}, "
+               f"{ds.get('num_classes')} classes)")
+    click.echo(f"threat:     {ck.threat or 'none (clean)'}")
+    click.echo(f"recipe:     {(recipe or {}).get('name', 'custom') if recipe else 'none'}")
+    click.echo(f"epoch:      {ck.epoch}" + (f" (+{ck.step} steps)" if ck.step else ""))
+    extra = ck.data.get("extra") or {}
+    if extra.get("imported_from"):
+        click.echo(f"imported:   from {extra['imported_from']}")
+    metrics = ck.metrics
+    if metrics:
+        last = metrics[-1]
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in last.items() if isinstance(v, (int, float, str)))
+        click.echo(f"metrics:    {shown}")
+    else:
+        click.echo("metrics:    none")

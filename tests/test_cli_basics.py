@@ -1,0 +1,125 @@
+import pytest
+import torch
+
+from landscape.errors import LandscapeError
+from landscape.threat import ThreatModel
+from tests.data.cifar_files import write_tarball
+
+
+def _one_error_line(r, pattern=None):
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and " error: " in lines[0] and "Traceback" not in r.output, r.stderr
+    if pattern:
+        assert pattern in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_DATA", str(tmp_path / "cache"))
+
+
+def test_help_lists_commands(cli_run):
+    r = cli_run(["--help"])
+    assert r.exit_code == 0
+    for name in ("data", "import", "info"):
+        assert f"  {name}" in r.stdout
+    for sub in (["data", "--help"], ["data", "list", "--help"], ["import", "--help"], ["info", "--help"]):
+        assert cli_run(sub).exit_code == 0
+
+
+def test_data_list_never_downloads(tmp_path, cli_run, monkeypatch):
+    import urllib.request
+
+    def no_network(*a, **k):
+        raise AssertionError("data list must not touch the network")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    write_tarball("cifar10", tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = cli_run(["data", "list", "--data-dir", tmp_path])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()}
+    assert set(rows) == {"fashion-mnist-mini", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder"}
+    assert "found: embedded" in rows["fashion-mnist-mini"]
+    assert f"found: {tmp_path / 'cifar-10-python.tar.gz'}" in rows["cifar10"]
+    assert "not found;" in rows["cifar100"] and "cifar-100-python.tar.gz" in rows["cifar100"]
+    assert "not found;" in rows["imagefolder"] and "--data-dir" in rows["imagefolder"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not (tmp_path / "cache").exists()
+
+
+def test_data_show(tmp_path, cli_run):
+    write_tarball("cifar10", tmp_path)
+    r = cli_run(["data", "show", "cifar10", "--split", "test", "--data-dir", tmp_path])
+    assert r.exit_code == 0, r.output
+    assert "cifar10 test: 4 images of 3x32x32, 10 classes" in r.stdout
+    r = cli_run(["data", "show", "fashion-mnist-mini"])
+    assert "5000 images of 1x28x28" in r.stdout
+
+
+def test_unknown_dataset(cli_run, tmp_path):
+    _one_error_line(cli_run(["data", "show", "svhn"]), "unknown dataset 'svhn'")
+    _one_error_line(cli_run(["data", "show", "cifar100", "--data-dir", tmp_path]), "cifar100 not found")
+    from landscape.data import load_dataset
+    with pytest.raises(LandscapeError, match="unknown dataset"):
+        load_dataset("imagenet-1k")
+
+
+def test_bad_threat_model_in_library():
+    for norm, eps, pattern in [("l3", 1, "unknown norm"), ("l0", 2.5, "whole number"), ("linf", 2, "larger than"),
+                               ("l2", -1, "positive"), ("l2", "abc", "cannot read eps"), ("l1", "1/0", "cannot read")]:
+        with pytest.raises(LandscapeError, match=pattern):
+            ThreatModel(norm, eps)
+    assert ThreatModel("Linf", "8/255").eps == pytest.approx(8 / 255)
+
+
+def _spgd_file(tmp_path, width=0.125, activation="softplus", key="state_dict"):
+    torch.manual_seed(0)
+    from landscape.models import build_model
+    m = build_model("preact-resnet18", activation=activation, width=width).eval()
+    sd = {"module." + k: v for k, v in m.state_dict().items()}
+    path = tmp_path / "spgd.pth"
+    torch.save({key: sd, "epoch": 100} if key else sd, path)
+    return m, path
+
+
+def test_import_cli_round_trip(tmp_path, cli_run):
+    src, path = _spgd_file(tmp_path)
+    out = tmp_path / "ck.pt"
+    r = cli_run(["import", path, "--arch", "preact-resnet18", "--activation", "softplus", "--width", "0.125",
+                 "--dataset", "cifar10", "--norm", "l0", "--eps", "20", "--key", "state_dict", "--out", out])
+    assert r.exit_code == 0, r.output
+    from landscape.checkpoint import load_checkpoint
+    ck = load_checkpoint(out)
+    assert ck.threat == ThreatModel("l0", 20) and ck.dataset["name"] == "cifar10" and ck.dataset["num_classes"] == 10
+    assert ck.model_kwargs["mean"] == pytest.approx([0.4914, 0.4822, 0.4465])
+    x = torch.rand(2, 3, 32, 32)
+    # same weights; the imported model normalises with CIFAR-10 statistics inside itself
+    mean, std = torch.tensor(ck.model_kwargs["mean"]).view(1, 3, 1, 1), torch.tensor(ck.model_kwargs["std"]).view(1, 3, 1, 1)
+    assert torch.allclose(ck.model()(x), src((x - mean) / std), atol=1e-5)
+    r = cli_run(["info", out])
+    assert r.exit_code == 0 and "preact-resnet18" in r.stdout and "l0(eps=20)" in r.stdout and "imported" in r.stdout
+    out2 = tmp_path / "raw.pt"
+    r = cli_run(["import", path, "--arch", "preact-resnet18", "--activation", "softplus", "--width", "0.125",
+                 "--no-normalize", "--out", out2])
+    assert r.exit_code == 0, r.output
+    assert torch.equal(load_checkpoint(out2).model()(x), src(x)) and load_checkpoint(out2).threat is None
+
+
+def test_import_bad_input(tmp_path, cli_run):
+    _, path = _spgd_file(tmp_path)
+    out = tmp_path / "ck.pt"
+    base = ["import", path, "--width", "0.125", "--activation", "softplus", "--out", out]
+    _one_error_line(cli_run(base + ["--arch", "vgg16"]), "unknown model 'vgg16'")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--dataset", "svhn"]), "unknown dataset")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--norm", "l0"]), "both --norm and --eps")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--norm", "l7", "--eps", "3"]), "unknown norm")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--norm", "l0", "--eps", "5000"]), "larger than the image")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--key", "net"]), "no key 'net'")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--dataset", "mnist"]), "do not fit")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--activation", "tanh"]), "unknown activation")
+    _one_error_line(cli_run(["import", tmp_path / "nope.pth", "--arch", "small-cnn", "--out", out]), "not found")
+    _one_error_line(cli_run(base + ["--arch", "preact-resnet18", "--dataset", "imagefolder"]), "number of classes")
+    assert not out.exists()
+    r = cli_run(["import", path, "--arch", "preact-resnet18"])
+    _one_error_line(r, "--out")
