@@ -1,0 +1,57 @@
+"""``landscape overlap``: IoU of the pixel sets perturbed by the 1-step attack and by the strong attack
+(sparse-AutoAttack for l0) on the same images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from landscape.errors import LandscapeError
+
+from .common import checkpoint_argument, device_option, out_paths, seed_option, write_results
+from .surface import load_examples, resolve_threat
+
+
+@click.command()
+@checkpoint_argument()
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="histogram; table to <stem>.csv/.json")
+@click.option("--norm", default=None)
+@click.option("--eps", default=None, help="budget [default: the checkpoint's]")
+@click.option("--attack", default=None, help="first attack [default: the natural 1-step attack]")
+@click.option("--strong-attack", default=None, help="second attack [default: sparse-AutoAttack for l0]")
+@click.option("--strong-steps", type=int, default=None, help="steps of --strong-attack; without it, replaces sAA by sPGD with this many steps (l0)")
+@click.option("--n-examples", type=int, default=500, show_default=True)
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@device_option
+@seed_option
+def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, n_examples, split, batch_size, device, seed):
+    """Per-image and mean IoU of perturbed pixel locations (over images where both attacks succeed,
+    and over all images where either perturbs a pixel)."""
+    from landscape.analysis.objective import make_attack
+    from landscape.analysis.overlap import location_overlap
+    from landscape.checkpoint import Checkpoint
+    from landscape.device import resolve_device
+    from landscape.plots.interp import plot_overlap
+
+    fig_path, csv_path, json_path = out_paths(out)
+    ck = Checkpoint.load(checkpoint)
+    threat = resolve_threat(ck, norm, eps)
+    if threat is None:
+        raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")
+    dev = resolve_device(device)
+    model = ck.model(dev)
+    x, y, _ = load_examples(ck, split, n_examples, seed, dev)
+    a = make_attack(attack, threat, kind="train")
+    kw = {"steps": strong_steps} if strong_steps else {}
+    b = make_attack(strong_attack or ({"l0": "spgd", "l1": "apgd", "l2": "pgd", "linf": "pgd"}[threat.norm] if kw else None),
+                    threat, kind="strong", **kw)
+    df, meta = location_overlap(model, x, y, a, b, batch_size=batch_size, seed=seed)
+    meta.update({"analysis": "overlap", "checkpoint": str(checkpoint), "threat": threat.to_dict(), "split": split})
+    write_results(df, meta, csv_path, json_path)
+    plot_overlap(df, fig_path, title=f"{Path(checkpoint).stem}: mean IoU {meta['mean_iou_both_succeed']:.3f} "
+                                     f"(both succeed, n={meta['n_both_succeed']}), {meta['mean_iou_all']:.3f} (all)")
+    click.echo(f"mean IoU (both succeed, n={meta['n_both_succeed']}): {meta['mean_iou_both_succeed']:.4f}")
+    click.echo(f"mean IoU (all, n={meta['n_all']}): {meta['mean_iou_all']:.4f}")
+    click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")

@@ -1,0 +1,64 @@
+"""Cragginess numbers for loss surfaces and 1-D slices, so that landscapes compare as numbers.
+
+For values ``L`` on a regular grid (1-D, or 2-D indexed ``[i_a, i_b]``) with range
+``R = max L - min L`` (finite values only):
+
+* ``second_diff``: mean over grid lines (both axes for 2-D) of ``|L[i+1] - 2 L[i] + L[i-1]|``,
+  divided by ``R``. A plane gives 0 and the parabola ``t²`` sampled at N points of [-1, 1] gives ``8/(N-1)²``
+  (small, shrinking with the resolution); a craggy surface gives values of order 0.1–1.
+* ``total_variation``: mean over grid lines of ``Σ|L[i+1] - L[i]|`` divided by ``R``. A monotone line
+  gives at most 1 and a bowl at most 2; every extra wiggle adds about twice its relative height.
+* ``local_minima``: the number of strict local minima (neighbours along the grid axes), 1 for a bowl.
+* ``range``: ``R`` itself, in loss units.
+
+Normalising by the range makes the numbers independent of the loss scale, so an l0 surface can be
+compared with an l∞ one even when their losses differ by an order of magnitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _lines(z: np.ndarray) -> list[np.ndarray]:
+    if z.ndim == 1:
+        return [z]
+    return [z[i, :] for i in range(z.shape[0])] + [z[:, j] for j in range(z.shape[1])]
+
+
+def cragginess(values) -> dict:
+    """Cragginess numbers (see the module docstring) for a 1-D or 2-D grid of losses."""
+    z = np.asarray(values, dtype=np.float64)
+    if z.ndim not in (1, 2):
+        raise ValueError("cragginess needs a 1-D or 2-D grid")
+    z = np.squeeze(z) if z.ndim == 2 and 1 in z.shape else z
+    finite = z[np.isfinite(z)]
+    rng = float(finite.max() - finite.min()) if finite.size else float("nan")
+    denom = rng if rng and rng > 0 else 1.0
+    sd, tv = [], []
+    for line in _lines(z):
+        if line.size >= 3:
+            sd.append(np.abs(np.diff(line, n=2)))
+        if line.size >= 2:
+            tv.append(np.abs(np.diff(line)).sum())
+    second = float(np.nanmean(np.concatenate(sd)) / denom) if sd else float("nan")
+    total = float(np.nanmean(tv) / denom) if tv else float("nan")
+    return {"second_diff": second, "total_variation": total, "local_minima": int(local_minima(z)),
+            "range": rng}
+
+
+def local_minima(z: np.ndarray) -> int:
+    """Strict local minima of a 1-D or 2-D grid (axis neighbours; edges compare to the neighbours they have)."""
+    z = np.asarray(z, dtype=np.float64)
+    pad = np.pad(z, 1, mode="constant", constant_values=np.inf)
+    if z.ndim == 1:
+        core = pad[1:-1]
+        return int(np.sum((core < pad[:-2]) & (core < pad[2:])))
+    core = pad[1:-1, 1:-1]
+    m = (core < pad[:-2, 1:-1]) & (core < pad[2:, 1:-1]) & (core < pad[1:-1, :-2]) & (core < pad[1:-1, 2:])
+    return int(m.sum())
+
+
+def format_cragginess(c: dict) -> str:
+    """A short label for figure titles: ``craggy 0.123 · TV 2.34``."""
+    return f"Δ² {c['second_diff']:.3g} · TV {c['total_variation']:.3g} · minima {c['local_minima']}"

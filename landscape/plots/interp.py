@@ -1,0 +1,59 @@
+"""Interpolation figures: accuracy (and loss) against α, with the strong attack as a dashed line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .surface import save_figure  # noqa: E402
+
+
+def plot_interp(df, path: str | Path | None = None, *, title: str = "", xlabel: str = "α"):
+    """``df`` from :func:`landscape.analysis.interp.interpolate_perturbations` or ``interpolate_weights``."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    d = df[df["kind"] == "interp"] if "kind" in df else df
+    ax1.plot(d["alpha"], 100 * d["acc"], "o-", label="accuracy")
+    if "adv_acc" in d:
+        ax1.plot(d["alpha"], 100 * d["adv_acc"], "s-", label="robust accuracy")
+    if "kind" in df and (df["kind"] == "strong").any():
+        s = float(df[df["kind"] == "strong"]["acc"].iloc[0])
+        ax1.axhline(100 * s, ls="--", c="k", label=f"strong attack {100 * s:.1f}%")
+    ax1.set_xlabel(xlabel)
+    ax1.set_ylabel("accuracy (%)")
+    ax1.legend(fontsize=7)
+    ax2.plot(d["alpha"], d["loss"], "o-", label="loss")
+    if "adv_loss" in d:
+        ax2.plot(d["alpha"], d["adv_loss"], "s-", label="adversarial loss")
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel("cross-entropy")
+    ax2.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_overlap(df, path: str | Path | None = None, *, title: str = ""):
+    """Histogram of per-image IoU, all images and those where both attacks succeed."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    bins = np.linspace(0, 1, 21)
+    iou = df["iou"].to_numpy(dtype=float)
+    ax.hist(iou[~np.isnan(iou)], bins=bins, alpha=0.6, label="all")
+    succ = [c for c in df.columns if c.startswith("success_")]
+    if len(succ) == 2:
+        m = df[succ[0]].to_numpy(bool) & df[succ[1]].to_numpy(bool) & ~np.isnan(iou)
+        ax.hist(iou[m], bins=bins, alpha=0.6, label="both succeed")
+    ax.set_xlabel("IoU of perturbed pixel sets")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -1,0 +1,170 @@
+"""Surfaces: closed form, centre, cragginess, resume, rank split, CLI (directions reuse, bad input)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from landscape.analysis.cragginess import cragginess, local_minima
+from landscape.analysis.directions import random_directions
+from landscape.analysis.objective import LossObjective, predict_stats
+from landscape.analysis.surface import compute_surface, grid_array
+from landscape.attacks import Attack
+from landscape.checkpoint import Checkpoint
+from landscape.errors import LandscapeError
+from landscape.models import build_model
+
+from .test_objective import closed_form, data, linear_model
+
+
+class RandomL0(Attack):
+    """Stand-in attack that depends on torch's global generator: k random pixels set to random values."""
+    name = "random-l0"
+    norms = ("l0",)
+
+    def perturb(self, model, x, y):
+        n, c, h, w = x.shape
+        scores = torch.rand(n, h * w)
+        mask = torch.zeros(n, h * w)
+        mask.scatter_(1, scores.topk(int(self.eps), dim=1).indices, 1.0)
+        vals = torch.rand(n, c, h, w, dtype=x.dtype)
+        m = mask.view(n, 1, h, w).to(x.dtype)
+        return x * (1 - m) + vals * m
+
+
+def make_ckpt(path, threat=None, seed=0, width=4):
+    """A tiny 28x28 small-cnn checkpoint on fashion-mnist-mini (CLI tests)."""
+    from landscape.data import load_dataset
+    ds = load_dataset("fashion-mnist-mini", "test")
+    kw = dict(in_channels=1, num_classes=10, image_size=28, width=width, hidden=8)
+    torch.manual_seed(seed)
+    m = build_model("small-cnn", **kw)
+    Checkpoint.create(m, arch="small-cnn", model_kwargs=kw, dataset=ds.describe(), threat=threat).save(path)
+    return path
+
+
+def test_surface_equals_closed_form_and_centre():
+    m = linear_model()
+    x, y = data()
+    dirs = random_directions(m, 2, seed=2)
+    obj = LossObjective(m, x, y, "clean")
+    coeffs = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    df, meta = compute_surface(obj, dirs, coeffs, progress=False)
+    W0, b0 = m[1].weight.detach().clone(), m[1].bias.detach().clone()
+    for a, b, loss in zip(df.a, df.b, df.loss):
+        W = W0 + a * dirs[0]["1.weight"] + b * dirs[1]["1.weight"]
+        assert loss == pytest.approx(closed_form(W, b0, x, y), rel=1e-10)
+    assert meta["center"]["loss"] == pytest.approx(predict_stats(m, x, y)[0], rel=1e-12)
+    assert set(meta["cragginess"]) >= {"second_diff", "total_variation", "local_minima"}
+    assert set(meta["slice_cragginess"]) == {"d1", "d2"}
+
+
+def test_cragginess_numbers():
+    t = np.linspace(-1, 1, 11)
+    assert cragginess(2 * t + 1)["second_diff"] == pytest.approx(0, abs=1e-12)
+    c = cragginess(t ** 2)
+    assert c["second_diff"] == pytest.approx(8 / 10 ** 2)
+    assert c["total_variation"] == pytest.approx(2.0)
+    assert c["local_minima"] == 1
+    bowl = t[:, None] ** 2 + t[None, :] ** 2
+    i = np.arange(11)
+    craggy = bowl + 0.2 * (-1.0) ** (i[:, None] + i[None, :])  # a checkerboard of small bumps
+    assert cragginess(craggy)["second_diff"] > 5 * cragginess(bowl)["second_diff"]
+    assert local_minima(craggy) > 1 == local_minima(bowl)
+
+
+def test_resume_after_interruption_gives_same_grid(tiny_cnn, tiny_batch, tmp_path):
+    x, y = tiny_batch
+    dirs = random_directions(tiny_cnn, 2, seed=0)
+    coeffs = [-0.5, 0.0, 0.5]
+    kwargs = dict(chunk_size=2, seed=7, progress=False)
+    full, _ = compute_surface(LossObjective(tiny_cnn, x, y, "recomputed", RandomL0(3, "l0")), dirs, coeffs, **kwargs)
+    partial = tmp_path / "p.json"
+
+    def stop(k):
+        if k == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compute_surface(LossObjective(tiny_cnn, x, y, "recomputed", RandomL0(3, "l0")), dirs, coeffs,
+                        partial=partial, on_chunk=stop, **kwargs)
+    assert len(json.loads(partial.read_text())["points"]) == 4
+    resumed, meta = compute_surface(LossObjective(tiny_cnn, x, y, "recomputed", RandomL0(3, "l0")), dirs, coeffs,
+                                    partial=partial, **kwargs)
+    assert meta["complete"] and meta["points_evaluated"] == 5
+    pd.testing.assert_frame_equal(full, resumed)
+    assert not partial.exists()
+    # a partial file of another configuration is not mixed in
+    compute_surface(LossObjective(tiny_cnn, x, y, "clean"), dirs, coeffs, partial=partial, max_chunks=1, **kwargs)
+    again, meta = compute_surface(LossObjective(tiny_cnn, x, y, "recomputed", RandomL0(3, "l0")), dirs, coeffs,
+                                  partial=partial, **kwargs)
+    assert meta["points_evaluated"] == 9
+    pd.testing.assert_frame_equal(full, again)
+
+
+def test_rank_split_covers_grid(tiny_cnn, tiny_batch):
+    x, y = tiny_batch
+    dirs = random_directions(tiny_cnn, 1, seed=0)
+    coeffs = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    full, meta = compute_surface(LossObjective(tiny_cnn, x, y), dirs, coeffs, progress=False)
+    assert meta["dims"] == 1 and len(full) == 5
+    parts = [compute_surface(LossObjective(tiny_cnn, x, y), dirs, coeffs, rank=r, world=2, progress=False)[0]
+             for r in (0, 1)]
+    assert list(parts[0].a) == [-1.0, 0.0, 1.0] and list(parts[1].a) == [-0.5, 0.5]
+    merged = pd.concat(parts).sort_values("a").reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged, full)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    return (make_ckpt(d / "l0.pt", {"norm": "l0", "eps": 3}, seed=0),
+            make_ckpt(d / "other.pt", {"norm": "l0", "eps": 3}, seed=1),
+            make_ckpt(d / "wide.pt", None, seed=2, width=6))
+
+
+def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
+    ck, other, wide = ckpts
+    base = ["surface", ck, "--grid", "3", "--n-examples", "16", "--seed", "1"]
+    r = cli_run(base + ["--out", tmp_path / "full.png", "--save-directions", tmp_path / "d.pt"])
+    assert r.exit_code == 0, r.output
+    full = pd.read_csv(tmp_path / "full.csv")
+    meta = json.loads((tmp_path / "full.json").read_text())["meta"]
+    assert meta["surfaces"][0]["loss_mode"] == "recomputed"
+    assert "second_diff" in meta["cragginess"]["l0"]
+    assert (tmp_path / "full.png").stat().st_size > 0
+    # the centre equals the checkpoint's recomputed adversarial loss
+    ckpt = Checkpoint.load(ck)
+    from analysis_cli.surface import load_examples
+    from landscape.attacks import training_attack
+    xs, ys, _ = load_examples(ckpt, "test", 16, 1, torch.device("cpu"))
+    centre = LossObjective(ckpt.model(), xs, ys, "recomputed", training_attack("l0", 3), seed=1 + 4)
+    c = full[(full.a == 0) & (full.b == 0)]
+    assert float(c.loss.iloc[0]) == pytest.approx(centre.evaluate()[0], rel=1e-5)
+
+    # interrupted after one chunk, then resumed: the same grid
+    r = cli_run(base + ["--out", tmp_path / "res.png", "--max-chunks", "1"])
+    assert r.exit_code == 0 and not (tmp_path / "res.csv").exists()
+    assert "rerun" in r.stderr
+    r = cli_run(base + ["--out", tmp_path / "res.png"])
+    assert r.exit_code == 0, r.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "res.csv"), full)
+
+    # the saved directions give the same plane; two checkpoints side by side
+    r = cli_run(["surface", ck, other, "--grid", "3", "--n-examples", "16", "--seed", "1", "--directions-from",
+                 tmp_path / "d.pt", "--out", tmp_path / "two.png"])
+    assert r.exit_code == 0, r.output
+    two = pd.read_csv(tmp_path / "two.csv")
+    np.testing.assert_allclose(two[two.checkpoint == "l0"].loss.to_numpy(), full.loss.to_numpy(), rtol=1e-5)
+    assert set(json.loads((tmp_path / "two.json").read_text())["meta"]["cragginess"]) == {"l0", "other"}
+
+    # a direction file of another architecture: one clear line, exit 2, earlier results untouched
+    before = (tmp_path / "full.csv").read_bytes()
+    r = cli_run(["surface", wide, "--directions-from", tmp_path / "d.pt", "--grid", "3", "--out", tmp_path / "full.png"])
+    assert r.exit_code == 2 and "does not fit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli_run(["surface", tmp_path / "missing.pt", "--out", tmp_path / "full.png"])
+    assert r.exit_code == 2 and "not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "full.csv").read_bytes() == before
