@@ -1,0 +1,116 @@
+"""Training losses of the recipes, given a fixed adversarial input.
+
+Public contract (the Hessian analysis depends on these names):
+
+* :func:`cross_entropy` ``(logits, targets)``: mean cross-entropy for hard labels (int64, shape
+  (N,)) or soft-label rows (float, shape (N, K), each a probability vector):
+  ``CE = -1/N Σ_i Σ_k t_ik log softmax(z_i)_k``.
+* :func:`recipe_loss` ``(recipe, model, x, x_adv, targets)``: the recipe's training loss, a scalar
+  (mean over the batch), with ``x_adv`` held fixed (no attack is run):
+
+  ======== ==================================================================================
+  ce       ``CE(f(x_adv), t)``
+  tradeoff ``(1-α)·CE(f(x), t) + α·CE(f(x_adv), t)``
+  trades   ``CE(f(x), t) + β·KL(p(x) ‖ p(x_adv))``, ``KL(p‖q) = 1/N Σ_i Σ_k p_ik (log p_ik - log q_ik)``
+           with ``p = softmax f(x)``, ``q = softmax f(x_adv)``; gradients flow through both
+           (as in TRADES and the authors' trainer)
+  ======== ==================================================================================
+
+The model is called once on ``x`` (for tradeoff/trades) and once on ``x_adv``, in whatever mode
+it is in: the trainer calls it in train mode, analyses usually in eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .recipe import Recipe
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy against hard labels (N,) or soft-label probability rows (N, K)."""
+    logits = logits.float()
+    if targets.dim() == 1 and not targets.is_floating_point():
+        return F.cross_entropy(logits, targets)
+    return -(targets.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def kl_clean_adv(logits_clean: torch.Tensor, logits_adv: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """``KL(softmax(clean) ‖ softmax(adv))`` per example (``reduction='none'``) or its batch mean."""
+    logp = F.log_softmax(logits_clean.float(), dim=1)
+    logq = F.log_softmax(logits_adv.float(), dim=1)
+    kl = (logp.exp() * (logp - logq)).sum(dim=1)
+    return kl if reduction == "none" else kl.mean()
+
+
+def _as_recipe(recipe) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else Recipe.from_dict(dict(recipe))
+
+
+def loss_from_logits(recipe, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
+                     targets: torch.Tensor) -> torch.Tensor:
+    """The recipe's loss from already computed logits (``logits_clean`` may be None for ``ce``)."""
+    recipe = _as_recipe(recipe)
+    if recipe.loss == "ce":
+        return cross_entropy(logits_adv, targets)
+    if logits_clean is None:
+        raise ValueError(f"the {recipe.loss} loss needs the clean logits")
+    if recipe.loss == "tradeoff":
+        a = recipe.tradeoff_alpha
+        return (1 - a) * cross_entropy(logits_clean, targets) + a * cross_entropy(logits_adv, targets)
+    return cross_entropy(logits_clean, targets) + recipe.trades_beta * kl_clean_adv(logits_clean, logits_adv)
+
+
+def recipe_loss(recipe, model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+    """The recipe's training loss (scalar, batch mean) for a fixed ``x_adv``; see the module docstring."""
+    recipe = _as_recipe(recipe)
+    logits_clean = model(x) if recipe.needs_clean_forward else None
+    return loss_from_logits(recipe, logits_clean, model(x_adv), targets)
+
+
+class PairForward(torch.nn.Module):
+    """``forward(x_adv, x=None) -> (f(x) or None, f(x_adv))``: both forwards in one call.
+
+    DistributedDataParallel synchronises gradients once per forward call, so the trainer wraps this
+    module (not the bare model) in DDP when a loss needs two forwards; each forward keeps its own
+    BatchNorm batch, exactly as two separate calls would.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_adv, x=None):
+        clean = self.model(x) if x is not None else None
+        return clean, self.model(x_adv)
+
+
+class KLObjective(torch.nn.Module):
+    """Makes a CE-maximising attack maximise ``KL(p(x) ‖ p(x'))`` instead (sTRADES (T)).
+
+    For a batch with labels ``y`` and clean probabilities ``p`` it returns logits ``z(x')`` with
+    ``z_y = -KL(p ‖ p(x'))`` and ``z_j = 0`` otherwise, so that
+    ``CE(z, y) = log(1 + (K-1)·exp(KL))``: increasing in the KL, with gradient
+    ``σ·∇KL`` where ``σ = (K-1)e^KL / (1+(K-1)e^KL) ∈ [(K-1)/K, 1)``. Only meant for 1-step attacks
+    on the whole batch (a multi-step attack that drops "successful" examples would misread it).
+    """
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+        super().__init__()
+        self.model = model
+        from ..attacks.base import model_mode
+        with torch.no_grad(), model_mode(model, "eval"):
+            self.logits_clean = model(x).detach().float()
+        self.y = y
+
+    def forward(self, x_adv):
+        if len(x_adv) != len(self.y):
+            raise RuntimeError("KLObjective is only valid on the whole batch it was built for")
+        kl = kl_clean_adv(self.logits_clean, self.model(x_adv), reduction="none")
+        z = torch.zeros(len(kl), self.logits_clean.shape[1], device=kl.device, dtype=kl.dtype)
+        return z.scatter(1, self.y.view(-1, 1), -kl.view(-1, 1))
+
+
+__all__ = ["cross_entropy", "kl_clean_adv", "loss_from_logits", "recipe_loss", "PairForward", "KLObjective"]

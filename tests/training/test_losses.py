@@ -1,0 +1,142 @@
+"""Losses and soft labels against hand computations on a tiny batch."""
+
+import math
+
+import pytest
+import torch
+
+from landscape.errors import LandscapeError
+from landscape.training import Recipe, SoftLabels, cross_entropy, get_preset, recipe_loss
+from landscape.training.losses import KLObjective, kl_clean_adv
+
+
+class Lookup(torch.nn.Module):
+    """A 'model' returning fixed logits per input (the input's first pixel indexes a table)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.tensor(table, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.table[x[:, 0, 0, 0].long()]
+
+
+def _lsm(row):
+    m = max(row)
+    z = math.log(sum(math.exp(v - m) for v in row)) + m
+    return [v - z for v in row]
+
+
+CLEAN = [[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]
+ADV = [[0.0, 1.0, 0.0], [-1.0, 2.0, 0.5]]
+Y = [0, 2]
+
+
+def _setup():
+    model = Lookup(CLEAN + ADV)
+    x = torch.zeros(2, 1, 2, 2)
+    x[:, 0, 0, 0] = torch.tensor([0.0, 1.0])
+    x_adv = torch.zeros(2, 1, 2, 2)
+    x_adv[:, 0, 0, 0] = torch.tensor([2.0, 3.0])
+    return model, x, x_adv, torch.tensor(Y)
+
+
+def _ce(rows, targets):
+    out = 0.0
+    for row, t in zip(rows, targets):
+        lsm = _lsm(row)
+        out += -sum(tk * l for tk, l in zip(t, lsm))
+    return out / len(rows)
+
+
+def _kl(p_rows, q_rows):
+    out = 0.0
+    for a, b in zip(p_rows, q_rows):
+        lp, lq = _lsm(a), _lsm(b)
+        out += sum(math.exp(u) * (u - v) for u, v in zip(lp, lq))
+    return out / len(p_rows)
+
+
+HARD = [[1.0 if k == y else 0.0 for k in range(3)] for y in Y]
+SOFT = [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]
+
+
+def test_cross_entropy_hard_and_soft():
+    logits = torch.tensor(ADV)
+    assert cross_entropy(logits, torch.tensor(Y)).item() == pytest.approx(_ce(ADV, HARD), rel=1e-6)
+    assert cross_entropy(logits, torch.tensor(SOFT)).item() == pytest.approx(_ce(ADV, SOFT), rel=1e-6)
+    # a one-hot soft target equals the hard label
+    assert cross_entropy(logits, torch.tensor(HARD)).item() == pytest.approx(_ce(ADV, HARD), rel=1e-6)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_recipe_losses_by_hand(soft):
+    model, x, x_adv, y = _setup()
+    t = torch.tensor(SOFT) if soft else y
+    tt = SOFT if soft else HARD
+    r = Recipe(loss="ce")
+    assert recipe_loss(r, model, x, x_adv, t).item() == pytest.approx(_ce(ADV, tt), rel=1e-6)
+    r = Recipe(loss="tradeoff", tradeoff_alpha=0.3)
+    want = 0.7 * _ce(CLEAN, tt) + 0.3 * _ce(ADV, tt)
+    assert recipe_loss(r, model, x, x_adv, t).item() == pytest.approx(want, rel=1e-6)
+    for variant in ("T", "F"):  # the variants differ in the attack, not in the loss
+        r = Recipe(loss="trades", trades_beta=2.5, trades_variant=variant)
+        want = _ce(CLEAN, tt) + 2.5 * _kl(CLEAN, ADV)
+        got = recipe_loss(r.to_dict(), model, x, x_adv, t)  # a plain dict works too
+        assert got.item() == pytest.approx(want, rel=1e-6)
+        assert got.dim() == 0 and got.requires_grad
+
+
+def test_trades_variant_sets_attack_objective():
+    assert get_preset("strades-t-1step").attack_objective == "kl"
+    assert get_preset("strades-f-1step").attack_objective == "ce"
+    assert get_preset("sat-1step").attack_objective == "ce"
+
+
+def test_kl_objective_logits_give_kl_through_ce():
+    model, x, x_adv, y = _setup()
+    obj = KLObjective(model, x, y)
+    z = obj(x_adv)
+    kl = kl_clean_adv(torch.tensor(CLEAN), torch.tensor(ADV), reduction="none")
+    ce = torch.nn.functional.cross_entropy(z, y, reduction="none")
+    assert torch.allclose(ce, torch.log1p(2 * torch.exp(kl)), atol=1e-6)
+
+
+def test_soft_label_update_by_hand():
+    labels = torch.tensor([0, 2, 1])
+    sl = SoftLabels(labels, 3, momentum=0.9, start=1)
+    assert torch.equal(sl.targets(torch.tensor([0, 1]), epoch=0), torch.tensor([0, 2]))  # hard before start
+    p = torch.tensor([[0.2, 0.5, 0.3]])
+    sl.update(torch.tensor([1]), p, epoch=0)  # inactive: no change
+    assert torch.equal(sl.table[1], torch.tensor([0.0, 0.0, 1.0]))
+    sl.update(torch.tensor([1]), p, epoch=1)
+    assert torch.allclose(sl.table[1], torch.tensor([0.02, 0.05, 0.93]))
+    sl.update(torch.tensor([1]), p, epoch=2)
+    assert torch.allclose(sl.table[1], torch.tensor([0.9 * 0.02 + 0.02, 0.9 * 0.05 + 0.05, 0.9 * 0.93 + 0.03]))
+    assert torch.allclose(sl.targets(torch.tensor([1]), 1).sum(1), torch.ones(1))
+    assert torch.equal(sl.table[0], torch.tensor([1.0, 0.0, 0.0]))  # others untouched
+    st = sl.state_dict()
+    sl2 = SoftLabels(labels, 3)
+    sl2.load_state_dict(st)
+    assert torch.equal(sl2.table, sl.table) and sl2.start == 1
+
+
+def test_recipe_round_trip_and_settings():
+    r = get_preset("fast-ls-l0", eps=20, scale="small")
+    assert Recipe.from_dict(r.to_dict()) == r
+    r2 = r.with_settings(["soft_labels=false", "trades_beta=6", "train_eps=40", "noise=off"])
+    assert (r2.soft_labels, r2.trades_beta, r2.train_eps, r2.attack_name) == (False, 6.0, 40.0, "spgd1")
+    assert get_preset("sat-1step").with_settings(["noise=true"]).attack_name == "nspgd1"
+    with pytest.raises(LandscapeError):
+        r.with_settings(["no_such_field=1"])
+    with pytest.raises(LandscapeError):
+        r.replace(loss="hinge")
+    with pytest.raises(LandscapeError):
+        get_preset("nfgsm-l2", norm="l0")
+    assert get_preset(norm="linf").name == "nfgsm-linf"
+    assert get_preset("sat").train_eps == 120.0
+
+
+def test_lr_schedule_is_a_function_of_epoch():
+    r = Recipe(epochs=100, lr=0.05)
+    assert [r.lr_at(e) for e in (0, 49, 50, 74, 75, 99)] == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
