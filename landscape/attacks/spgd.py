@@ -1,0 +1,231 @@
+"""Sparse-PGD: white-box l0 attack (Zhong & Liu, "Efficient and Effective Adversarial Attacks on
+Sparse Perturbations", ICML 2024).
+
+Threat model
+    l0, ``eps`` = k pixels (a pixel whose channels change counts once), inside the [0,1] box.
+
+The perturbation is ``delta = p ⊙ b(m)``: a dense magnitude tensor ``p`` (N,C,H,W), kept inside
+``[-magnitude, magnitude]`` and the box, and a real-valued per-pixel mask ``m`` (N,1,H,W) whose
+binary projection ``b(m)`` keeps the k largest entries of ``sigmoid(m)``.
+
+* The forward pass always uses the binary mask, so every iterate is a valid l0 perturbation.
+* ``projected=False`` (the *unprojected* gradient, the stronger default): the gradient reaches ``p``
+  through the continuous mask ``sigmoid(m)``, so pixels outside the current top-k still learn a
+  magnitude. ``projected=True`` back-propagates to ``p`` through the binary mask.
+* ``p`` takes a sign step of size ``alpha * magnitude``; ``m`` takes an l2-normalised step of
+  length ``beta * sqrt(H*W)``.
+* Per-example early stop (once misclassified), best-loss tracking, and the mask is redrawn from
+  N(0,1) when its top-k set has not changed for ``patience`` consecutive iterations.
+
+Arguments (defaults from the authors' code)
+    eps (k pixels), steps=300, projected=False, alpha=0.25, beta=0.25, patience=3, magnitude=1.0,
+    loss='adaptive' (CE where confident, negative margin where the margin < 0.5),
+    random_start=True, early_stop=True, track_best=True, seed=None, mode='eval'.
+
+Shapes
+    x (N,C,H,W) in [0,1], y (N,) -> x_adv (N,C,H,W) with at most k changed pixels.
+
+Example::
+
+    >>> x_adv = SparsePGD(eps=20, steps=300)(model, x, y)
+    >>> x_adv = SparsePGD(eps=20, steps=1, early_stop=False, track_best=False)(model, x, y)  # fast AT
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import LandscapeError
+from .base import Attack
+from .losses import generator_for, get_loss
+
+
+def topk_mask(m: torch.Tensor, k: int) -> torch.Tensor:
+    """Binary (N,1,H,W) mask of the k largest entries of ``m`` per example."""
+    n = m.shape[0]
+    flat = m.reshape(n, -1)
+    k = min(int(k), flat.shape[1])
+    out = torch.zeros_like(flat)
+    out.scatter_(1, flat.topk(k, dim=1).indices, 1.0)
+    return out.view_as(m)
+
+
+def masked_perturbation(p: torch.Tensor, m: torch.Tensor, k: int, projected: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``p ⊙ topk(m)`` in the forward pass, with sparse-PGD's straight-through gradients.
+
+    Returns ``(delta, binary_mask)``. Gradients: d/dp is ``g ⊙ sigmoid(m)`` (unprojected) or
+    ``g ⊙ b`` (projected); d/d sigmoid(m) is ``sum_c g ⊙ p`` in both cases.
+    """
+    s = torch.sigmoid(m)
+    b = topk_mask(m.detach(), k)
+    if projected:
+        delta = p * b + p.detach() * (s - s.detach())
+    else:
+        delta = p * s + (p * (b - s)).detach()
+    return delta, b
+
+
+class SparsePGD(Attack):
+    """Sparse-PGD (sPGD), l0. See the module docstring for the algorithm and defaults."""
+
+    name = "spgd"
+    norms = ("l0",)
+
+    def __init__(self, eps: float = 20, steps: int = 300, *, projected: bool = False, alpha: float = 0.25,
+                 beta: float = 0.25, patience: int = 3, magnitude: float = 1.0, loss: str = "adaptive",
+                 random_start: bool = True, early_stop: bool = True, track_best: bool = True,
+                 seed: int | None = None, norm: str = "l0", mode: str = "eval"):
+        super().__init__(eps, norm, mode=mode)
+        if int(steps) < 1:
+            raise LandscapeError(f"sparse-PGD needs at least one step, got {steps}")
+        if not 0 < magnitude <= 1:
+            raise LandscapeError(f"the sparse-PGD magnitude bound must be in (0, 1], got {magnitude}")
+        self.steps = int(steps)
+        self.projected = bool(projected)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.patience = int(patience)
+        self.magnitude = float(magnitude)
+        self.loss = loss
+        self._loss = get_loss(loss)
+        self.random_start = bool(random_start)
+        self.early_stop = bool(early_stop)
+        self.track_best = bool(track_best)
+        self.seed = seed
+        if projected:
+            self.name = "spgd-projected"
+
+    # ------------------------------------------------------------------ pieces
+    def _init_p(self, x: torch.Tensor, gen) -> torch.Tensor:
+        if self.random_start:
+            p = (torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * self.magnitude
+        else:
+            p = torch.zeros_like(x)
+        return torch.minimum(torch.maximum(p, -x), 1 - x)
+
+    @staticmethod
+    def _init_m(x: torch.Tensor, gen) -> torch.Tensor:
+        n, _, h, w = x.shape
+        return torch.randn((n, 1, h, w), generator=gen, device=x.device, dtype=x.dtype)
+
+    def perturb(self, model, x, y):
+        gen = generator_for(self.seed, x.device)
+        k = self.threat.k
+        n, _, h, w = x.shape
+        p = self._init_p(x, gen)
+        m = self._init_m(x, gen)
+        mask_step = self.beta * math.sqrt(h * w)
+        step = self.alpha * self.magnitude
+
+        best_delta = torch.zeros_like(x)
+        best_loss = torch.full((n,), float("-inf"), device=x.device, dtype=x.dtype)
+        best_fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+        unchanged = torch.zeros(n, dtype=torch.long, device=x.device)
+        done = torch.zeros(n, dtype=torch.bool, device=x.device)
+        if self.early_stop:
+            with torch.no_grad():
+                done = model(x).argmax(1) != y          # already misclassified: nothing to do
+            best_fooled = done.clone()
+
+        for it in range(self.steps + 1):
+            idx = (~done).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            last = it == self.steps
+            if last and not self.track_best:
+                with torch.no_grad():
+                    delta, _ = masked_perturbation(p[idx], m[idx], k, self.projected)
+                    best_delta[idx] = delta
+                break
+            pi = p[idx].requires_grad_(not last)
+            mi = m[idx].requires_grad_(not last)
+            xi, yi = x[idx], y[idx]
+            with torch.set_grad_enabled(not last):
+                delta, b = masked_perturbation(pi, mi, k, self.projected)
+                logits = model(xi + delta)
+                loss = self._loss(logits, yi)
+                if not last:
+                    gp, gm = torch.autograd.grad(loss.sum(), [pi, mi])
+            with torch.no_grad():
+                delta, loss = delta.detach(), loss.detach()
+                fooled = logits.argmax(1) != yi
+                if self.track_best:
+                    bf, bl = best_fooled[idx], best_loss[idx]
+                    better = (fooled & ~bf) | ((fooled == bf) & (loss > bl))
+                else:                        # keep only successes; the last iterate is taken below
+                    better = fooled
+                if better.any():
+                    upd = idx[better]
+                    best_delta[upd] = delta[better]
+                    best_loss[upd] = loss[better]
+                    best_fooled[upd] = fooled[better]
+                if self.early_stop:
+                    done[idx[fooled]] = True
+                if last:
+                    break
+                # magnitude: sign step, then back into [-magnitude, magnitude] and the box
+                pn = (pi.detach() + step * gp.sign()).clamp(-self.magnitude, self.magnitude)
+                pn = torch.minimum(torch.maximum(pn, -xi), 1 - xi)
+                # mask: l2-normalised step (no step where the gradient vanishes)
+                gnorm = gm.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+                mn = mi.detach() + torch.where(gnorm > 2e-10, mask_step * gm / (gnorm + 1e-10), torch.zeros_like(gm))
+                same = (topk_mask(mn, k) == b).flatten(1).all(dim=1)
+                cnt = torch.where(same, unchanged[idx] + 1, torch.zeros_like(unchanged[idx]))
+                redraw = cnt >= self.patience
+                if redraw.any():
+                    fresh = self._init_m(xi[redraw], gen)
+                    mn[redraw] = fresh
+                    cnt[redraw] = 0
+                unchanged[idx] = cnt
+                p[idx] = pn
+                m[idx] = mn
+        return (x + best_delta).clamp(0, 1)
+
+
+class NoisySparsePGD(Attack):
+    """N-FGSM-style noisy one-step l0 attack for fast training.
+
+    Random sparse noise first: ``noise_pixels`` (default k) random pixels are set to uniform random
+    values in [0,1]; then one sparse-PGD step (random start, budget k) from the noisy point. With
+    ``project=False`` (the training default, as N-FGSM) the result changes up to ``k + noise_pixels``
+    pixels, i.e. it lies in the l0 ball of radius ``k + noise_pixels``, not the threat model's;
+    with ``project=True`` it is projected back onto ``ThreatModel('l0', k)``. Evaluation never uses it.
+
+    Example::
+
+        >>> x_adv = NoisySparsePGD(eps=20)(model, x, y)
+    """
+
+    name = "nspgd1"
+    norms = ("l0",)
+
+    def __init__(self, eps: float = 20, steps: int = 1, *, noise_pixels: int | None = None, project: bool = False,
+                 projected: bool = False, alpha: float = 0.25, beta: float = 0.25, magnitude: float = 1.0,
+                 loss: str = "adaptive", seed: int | None = None, norm: str = "l0", mode: str = "eval"):
+        super().__init__(eps, norm, mode=mode)
+        self.noise_pixels = int(self.threat.k if noise_pixels is None else noise_pixels)
+        self.project = bool(project)
+        self.seed = seed
+        self.steps = int(steps)
+        self._spgd = SparsePGD(eps, steps, projected=projected, alpha=alpha, beta=beta, magnitude=magnitude,
+                               loss=loss, early_stop=False, track_best=False,
+                               seed=None if seed is None else seed + 1, mode=mode)
+
+    def perturb(self, model, x, y):
+        gen = generator_for(self.seed, x.device)
+        n, c, h, w = x.shape
+        kn = min(self.noise_pixels, h * w)
+        x_noisy = x
+        if kn > 0:
+            scores = torch.rand((n, h * w), generator=gen, device=x.device)
+            sel = torch.zeros_like(scores)
+            sel.scatter_(1, scores.topk(kn, dim=1).indices, 1.0)
+            sel = sel.view(n, 1, h, w)
+            values = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            x_noisy = x * (1 - sel) + values * sel
+        x_adv = self._spgd.perturb(model, x_noisy, y)
+        if self.project:
+            x_adv = self.threat.project(x, x_adv)
+        return x_adv.clamp(0, 1)

@@ -1,0 +1,80 @@
+"""``landscape eval`` end to end on a tiny checkpoint, and bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from landscape.checkpoint import Checkpoint
+from landscape.threat import ThreatModel
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", "test")
+    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
+    torch.manual_seed(0)
+    model = build_model("small-cnn", **kw)
+    path = tmp_path / "tiny.pt"
+    Checkpoint.create(model, arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
+                      threat=ThreatModel("l0", 3)).save(path)
+    return path
+
+
+def test_eval_end_to_end_with_saved_adversarial_examples(cli_run, tiny_ckpt, tmp_path):
+    adv = tmp_path / "adv.pt"
+    r = cli_run(["eval", tiny_ckpt, "--attack", "saa", "--steps", "3", "--queries", "10", "--n-examples", "20",
+                 "--batch-size", "8", "--save-adv", adv, "--device", "cpu"])
+    assert r.exit_code == 0, r.stderr
+    for stage in ("clean", "spgd", "spgd-projected", "rs", "worst-case"):
+        assert stage in r.stdout
+    prefix = tmp_path / "tiny_eval_saa"                         # default: next to the checkpoint
+    df = pd.read_csv(str(prefix) + ".csv")
+    assert df["stage"].tolist() == ["clean", "spgd", "spgd-projected", "rs", "worst-case"]
+    assert (df["eps"] == 3).all() and (df["norm"] == "l0").all() and (df["n"] == 20).all()
+    meta = json.loads((tmp_path / "tiny_eval_saa.json").read_text())["meta"]
+    assert meta["threat"] == {"norm": "l0", "eps": 3.0} and meta["n_examples"] == 20
+    saved = torch.load(adv, weights_only=True)
+    from landscape.data import load_dataset
+    test = load_dataset("fashion-mnist-mini", "test")
+    x = test.images[saved["indices"]].float() / 255
+    assert torch.equal(test.labels[saved["indices"]], saved["y"])
+    assert ThreatModel("l0", 3).is_valid(x, saved["x_adv"]).all()
+
+
+def test_eval_overrides_norm_eps_and_out(cli_run, tiny_ckpt, tmp_path):
+    out = tmp_path / "res" / "pgd"
+    r = cli_run(["eval", tiny_ckpt, "--attack", "pgd", "--norm", "linf", "--eps", "8/255", "--steps", "2",
+                 "--n-examples", "10", "--out", out])
+    assert r.exit_code == 0, r.stderr
+    df = pd.read_csv(str(out) + ".csv")
+    assert df["eps"].iloc[0] == pytest.approx(8 / 255) and df["stage"].tolist() == ["clean", "pgd", "worst-case"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--attack", "pgd"], "l0"),                         # pgd cannot attack the checkpoint's l0 model
+    (["--eps", "1000"], "larger than the image"),
+    (["--eps", "0"], "positive"),
+    (["--eps", "-3"], "positive"),
+    (["--norm", "linf", "--attack", "pgd"], "--eps"),    # no linf budget in the checkpoint
+])
+def test_eval_bad_input(cli_run, tiny_ckpt, tmp_path, args, msg):
+    out = tmp_path / "keep"
+    (tmp_path / "keep.csv").write_text("earlier result\n")
+    r = cli_run(["eval", tiny_ckpt, "--n-examples", "4", "--steps", "1", "--out", out] + args)
+    assert r.exit_code == 2
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "keep.csv").read_text() == "earlier result\n"
+
+
+def test_eval_missing_and_corrupt_checkpoint(cli_run, tmp_path):
+    r = cli_run(["eval", tmp_path / "nope.pt"])
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = cli_run(["eval", bad])
+    assert r.exit_code == 2 and r.stderr.startswith("landscape: error:")
+    assert len(r.stderr.strip().splitlines()) == 1
