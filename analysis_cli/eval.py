@@ -11,21 +11,6 @@ from .common import checkpoint_argument, data_dir_option, device_option, echo_ta
 ATTACK_CHOICES = ["saa", "spgd", "spgd-projected", "rs", "pgd", "apgd", "fgsm", "onestep-l1", "spgd1"]
 
 
-def subset_indices(ds, n: int | None, seed: int):
-    """Indices (into ``ds``) of ``ds.subset(n, seed=seed)``, found by running the same selection on a
-    twin data set whose 'images' are the indices themselves (4 bytes each)."""
-    import torch
-
-    from landscape.data import ImageDataset
-    N = len(ds)
-    idx = torch.arange(N, dtype=torch.int64)
-    code = torch.stack([(idx >> (8 * b)) & 255 for b in range(4)], dim=1).to(torch.uint8).view(N, 1, 1, 4)
-    twin = ImageDataset(ds.name, ds.split, code, ds.labels.cpu(), ds.classes, mean=(0.0,), std=(1.0,))
-    sub = twin.subset(n, seed=seed)
-    c = sub.images.view(len(sub), 4).long()
-    return sum(c[:, b] << (8 * b) for b in range(4))
-
-
 @click.command("eval")
 @checkpoint_argument()
 @click.option("--attack", "attack_name", type=click.Choice(ATTACK_CHOICES), default=None,
@@ -120,7 +105,7 @@ def eval_cmd(checkpoint, attack_name, norm, eps, steps, queries, restarts, n_exa
     prefix.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = Path(str(prefix) + ".csv"), Path(str(prefix) + ".json")
     if save_adv is not None:
-        idx = subset_indices(ds, n, seed)
+        idx = ds.subset_indices(n, seed=seed)
         atomic_save({"x_adv": adv["x_adv"], "y": adv["y"], "indices": idx, "robust": adv["robust"],
                      "clean_correct": adv["clean_correct"], "threat": threat.to_dict(), "attack": attack_name,
                      "checkpoint": str(path), "split": "test"}, save_adv)

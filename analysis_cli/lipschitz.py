@@ -57,7 +57,7 @@ def lipschitz(checkpoint, out, radii, compare, direction, n_directions, smoothin
         from landscape.analysis.hessian import _soft_labels  # SAT targets of the training examples, if any
         full = ck.load_dataset("train")
         # recover the subset's indices in the full split (subset draws a seeded permutation)
-        idx = _subset_indices(full, n_examples, seed)
+        idx = full.subset_indices(n_examples, seed=seed)
         s = _soft_labels(ck, "train", idx)
         if s is not None:
             soft, soft_source = s.to(dev), "self-adaptive-training targets of the checkpoint"
@@ -78,17 +78,3 @@ def lipschitz(checkpoint, out, radii, compare, direction, n_directions, smoothin
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")
 
 
-def _subset_indices(ds, n, seed):
-    """Indices into ``ds`` of ``ds.subset(n, seed=seed)`` (the same seeded, class-interleaved order)."""
-    import torch
-    if n is None or n >= len(ds):
-        return torch.arange(len(ds))
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(ds), generator=g)
-    labels = ds.labels.cpu()[perm]
-    rank = torch.zeros_like(labels)
-    for c in labels.unique():
-        i = (labels == c).nonzero().flatten()
-        rank[i] = torch.arange(len(i))
-    perm = perm[torch.argsort(rank * (ds.num_classes + 1) + labels, stable=True)]
-    return perm[:n]

@@ -56,10 +56,10 @@ class ImageDataset:
         self.labels = self.labels.to(device)
         return self
 
-    def subset(self, n: int | None = None, *, seed: int = 0, balanced: bool = True) -> "ImageDataset":
-        """The first ``n`` examples of a seeded, class-interleaved order (a fixed held-out sample)."""
-        if n is None or n >= len(self):
-            return self
+    def subset_indices(self, n: int | None = None, *, seed: int = 0, balanced: bool = True) -> torch.Tensor:
+        """Indices of the first ``n`` examples of a seeded, class-interleaved order (CPU, int64)."""
+        if n is None or n <= 0 or n >= len(self):
+            return torch.arange(len(self))
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(self), generator=g)
         if balanced:
@@ -70,9 +70,17 @@ class ImageDataset:
                 idx = (labels == c).nonzero().flatten()
                 rank[idx] = torch.arange(len(idx))
             perm = perm[torch.argsort(rank * (self.num_classes + 1) + labels, stable=True)]
-        idx = perm[:n].to(self.images.device)
-        return ImageDataset(self.name, self.split, self.images[idx], self.labels[idx], self.classes,
-                            self.source, self.mean, self.std, self.natural, dict(self.meta, subset=n))
+        return perm[:n]
+
+    def subset(self, n: int | None = None, *, seed: int = 0, balanced: bool = True) -> "ImageDataset":
+        """The examples at :meth:`subset_indices` (a fixed held-out sample); ``meta['indices']`` keeps them."""
+        if n is None or n <= 0 or n >= len(self):
+            return self
+        idx = self.subset_indices(n, seed=seed, balanced=balanced)
+        dev = idx.to(self.images.device)
+        return ImageDataset(self.name, self.split, self.images[dev], self.labels[dev], self.classes,
+                            self.source, self.mean, self.std, self.natural,
+                            dict(self.meta, subset=n, indices=idx))
 
     def describe(self) -> dict:
         """Plain metadata stored in checkpoints: enough to load the same data again."""
