@@ -25,7 +25,9 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--eps", default=None, help="budget of the 1-step attack [default: the checkpoint's]")
 @click.option("--attack", default=None, help="perturbation attack [default: the natural 1-step attack, spgd1 for l0]")
 @click.option("--strong-attack", default=None, help="strong attack [default: sparse-AutoAttack for l0, PGD/APGD otherwise]")
-@click.option("--strong-steps", type=int, default=None, help="cheaper strong attack: without --strong-attack, replaces sAA by sPGD with this many steps (l0)")
+@click.option("--strong-steps", type=int, default=None,
+              help="iterations of the strong attack (per sPGD stage for saa) [default: the attack's]")
+@click.option("--strong-queries", type=int, default=None, help="Sparse-RS queries of the strong attack (saa, rs)")
 @click.option("--no-strong", is_flag=True, help="skip the strong attack")
 @click.option("--between", type=click.Path(dir_okay=False), default=None,
               help="interpolate weights (1-α)θ₁ + αθ₂ towards this checkpoint instead")
@@ -37,7 +39,7 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
 @seed_option
-def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong_steps, no_strong, between,
+def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong_steps, strong_queries, no_strong, between,
            bn_recalibrate, adversarial, n_examples, split, batch_size, device, seed):
     """Interpolate along the 1-step perturbation of CHECKPOINT (or towards --between's weights)."""
     from landscape.analysis.interp import interpolate_perturbations, interpolate_weights
@@ -74,9 +76,7 @@ def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong
         atk = make_attack(attack, threat, kind="train")
         strong = None
         if not no_strong:
-            kw = {"steps": strong_steps} if strong_steps else {}
-            strong = make_attack(strong_attack, threat, kind="strong", **kw) if (strong_attack or not kw) else \
-                make_attack({"l0": "spgd", "l1": "apgd", "l2": "pgd", "linf": "pgd"}[threat.norm], threat, **kw)
+            strong = make_attack(strong_attack, threat, kind="strong", steps=strong_steps, n_queries=strong_queries)
         df, meta = interpolate_perturbations(model, x, y, atk, alphas, strong_attack=strong,
                                              batch_size=batch_size, seed=seed)
         meta.update({"analysis": "interp", "checkpoint": str(checkpoint), "threat": threat.to_dict(),

@@ -20,13 +20,15 @@ from .surface import load_examples, resolve_threat
 @click.option("--eps", default=None, help="budget [default: the checkpoint's]")
 @click.option("--attack", default=None, help="first attack [default: the natural 1-step attack]")
 @click.option("--strong-attack", default=None, help="second attack [default: sparse-AutoAttack for l0]")
-@click.option("--strong-steps", type=int, default=None, help="steps of --strong-attack; without it, replaces sAA by sPGD with this many steps (l0)")
+@click.option("--strong-steps", type=int, default=None,
+              help="iterations of the strong attack (per sPGD stage for saa) [default: the attack's]")
+@click.option("--strong-queries", type=int, default=None, help="Sparse-RS queries of the strong attack (saa, rs)")
 @click.option("--n-examples", type=int, default=500, show_default=True)
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
 @seed_option
-def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, n_examples, split, batch_size, device, seed):
+def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, strong_queries, n_examples, split, batch_size, device, seed):
     """Per-image and mean IoU of perturbed pixel locations (over images where both attacks succeed,
     and over all images where either perturbs a pixel)."""
     from landscape.analysis.objective import make_attack
@@ -44,9 +46,7 @@ def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, n_e
     model = ck.model(dev)
     x, y, _ = load_examples(ck, split, n_examples, seed, dev)
     a = make_attack(attack, threat, kind="train")
-    kw = {"steps": strong_steps} if strong_steps else {}
-    b = make_attack(strong_attack or ({"l0": "spgd", "l1": "apgd", "l2": "pgd", "linf": "pgd"}[threat.norm] if kw else None),
-                    threat, kind="strong", **kw)
+    b = make_attack(strong_attack, threat, kind="strong", steps=strong_steps, n_queries=strong_queries)
     df, meta = location_overlap(model, x, y, a, b, batch_size=batch_size, seed=seed)
     meta.update({"analysis": "overlap", "checkpoint": str(checkpoint), "threat": threat.to_dict(), "split": split})
     write_results(df, meta, csv_path, json_path)

@@ -271,6 +271,7 @@ def make_attack(name: str | None, threat, *, kind: str = "train", **kwargs):
 
     ``train`` -> ``training_attack(norm, eps)`` (the natural 1-step attack, ``spgd1`` for l0);
     ``strong`` -> ``default_attack(norm, eps)`` (sparse-AutoAttack for l0, PGD for l2/l∞, APGD for l1).
+    Keyword arguments (``steps``, ``n_queries``, ...; None ones dropped) configure the attack.
     """
     if threat is None:
         raise LandscapeError("this checkpoint has no threat model; give --norm and --eps")
@@ -279,6 +280,7 @@ def make_attack(name: str | None, threat, *, kind: str = "train", **kwargs):
         build, default, training = A.build_attack, A.default_attack, A.training_attack
     except (ImportError, AttributeError):
         raise LandscapeError("the attack registry (landscape.attacks.build_attack) is not available yet") from None
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name:
         return build(name, threat.norm, threat.eps, **kwargs)
-    return (training if kind == "train" else default)(threat.norm, threat.eps)
+    return (training if kind == "train" else default)(threat.norm, threat.eps, **kwargs)

@@ -91,3 +91,17 @@ def test_cli_interp(cli_run, l0_ckpt, tmp_path):
     assert r.exit_code == 0, r.output
     w = pd.read_csv(tmp_path / "w.csv")
     assert w.loss.iloc[0] == pytest.approx(w.loss.iloc[1])
+
+
+def test_cli_interp_default_saa_takes_budgets(cli_run, l0_ckpt, tmp_path):
+    """--strong-steps/--strong-queries configure the default sparse-AutoAttack instead of replacing it."""
+    import json
+    out = tmp_path / "t2b.png"
+    r = cli_run(["interp", l0_ckpt, "--alpha", "0,1", "--n-examples", "8", "--strong-steps", "2",
+                 "--strong-queries", "3", "--out", out])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "t2b.json").read_text())["meta"]
+    strong = meta["strong_attack"]
+    assert strong["attack"] == "saa"
+    assert strong["stages"]["spgd"]["steps"] == 2 and strong["stages"]["spgd-projected"]["steps"] == 2
+    assert strong["stages"]["rs"]["n_queries"] == 3
