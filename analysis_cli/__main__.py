@@ -1,0 +1,3 @@
+from analysis_cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""``landscape reproduce [NAME...]``: run the paper-reproduction recipes in ``figures/``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("reproduce")
+@click.argument("names", nargs=-1)
+@click.option("--out", default="runs/reproduce", show_default=True, type=click.Path(file_okay=False),
+              help="output folder; each recipe writes to OUT/<name>")
+@click.option("--scale", type=click.Choice(["quick", "fmnist", "paper"]), default="fmnist", show_default=True,
+              help="quick: seconds (tests); fmnist: Fashion-MNIST on 2 CPU cores; paper: CIFAR-10 settings")
+@click.option("--quick", is_flag=True, help="same as --scale quick")
+@click.option("--list", "list_only", is_flag=True, help="list the recipes and exit")
+@click.option("--dry-run", is_flag=True, help="print the commands without running them")
+@click.option("--no-report", is_flag=True, help="do not write OUT/report.md at the end")
+@click.option("--in-process", is_flag=True, help="run the steps in this process instead of subprocesses "
+              "(faster start-up; the default for --quick)")
+def reproduce(names, out, scale, quick, list_only, dry_run, no_report, in_process):
+    """Run the reproduction recipes NAMES (default: all), then gather a report.
+
+    Rerunning the same command skips finished steps and resumes an interrupted one."""
+    from landscape.reproduce import list_recipes, run_recipe
+    from landscape.errors import LandscapeError
+
+    recipes = list_recipes()
+    if list_only:
+        for r in recipes:
+            click.echo(f"{r.name:14s} {r.title}")
+        return
+    by_name = {r.name: r for r in recipes}
+    unknown = [n for n in names if n not in by_name and n != "all"]
+    if unknown:
+        raise LandscapeError(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(by_name)} or all")
+    chosen = recipes if not names or "all" in names else [by_name[n] for n in names]
+    scale = "quick" if quick else scale
+    total = 0.0
+    for r in chosen:
+        s = run_recipe(r, out, scale, dry_run=dry_run, echo=lambda m: click.echo(m, err=True),
+                       in_process=in_process or scale == "quick")
+        total += s.get("seconds", 0.0)
+    if not dry_run and not no_report:
+        from landscape.report import build_report
+        md, _, n = build_report(out, title=f"landscape reproduction ({scale} scale)")
+        click.echo(f"{len(chosen)} recipes in {total:.0f} s of steps; report: {md}")

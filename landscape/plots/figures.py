@@ -1,0 +1,180 @@
+"""Combined figures and tables of the reproduction recipes (``figures/*.toml``).
+
+Each builder reads results that ``landscape`` commands wrote (training runs' ``metrics.csv`` and
+``final.json``, ``landscape eval`` and ``landscape interp`` JSON files) and writes one table
+(``<name>.csv``/``.json``, via the same writer as every command) plus one figure into the recipe's
+folder. A recipe names its builder and arguments in its ``[figure]`` table; paths there may use the
+recipe's placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..errors import LandscapeError
+
+
+def _read_json(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise LandscapeError(f"cannot read result {path}: {e}") from None
+
+
+def _write(df: pd.DataFrame, meta: dict, stem: Path) -> None:
+    from analysis_cli.common import write_results
+    write_results(df, meta, stem.with_suffix(".csv"), stem.with_suffix(".json"))
+
+
+def _eval_summary(path: str | Path) -> dict:
+    """``{stage: accuracy}`` plus clean, worst-case and seconds from a ``landscape eval`` JSON."""
+    data = _read_json(path)
+    out = {}
+    for row in data["rows"]:
+        out[row["stage"]] = row["accuracy"]
+        if row["stage"] == "worst-case":
+            out["eval_seconds"] = row.get("seconds")
+    return out
+
+
+def _run_summary(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    out = {}
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        m = pd.read_csv(metrics)
+        out["epochs"] = int(m["epoch"].max())
+        out["train_minutes"] = round(float(m["epoch_time_s"].sum()) / 60, 2)
+        last = m.iloc[-1]
+        out["final_train_attack_acc"] = float(last["monitor_train_attack_acc"])
+        out["final_monitor_strong_acc"] = float(last["monitor_strong_acc"])
+        out["best_monitor_strong_acc"] = float(m["monitor_strong_acc"].max())
+    final = run_dir / "final.json"
+    if final.exists():
+        f = _read_json(final)
+        out["recipe"] = f.get("recipe")
+    return out
+
+
+def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: str = "", name: str = "co") -> list[Path]:
+    """Per-epoch accuracy under the training attack (dashed) and a strong attack (solid) of each run.
+
+    ``runs`` maps a label to a training run folder; ``evals`` optionally maps the same labels to a
+    ``landscape eval`` JSON (sparse-AutoAttack) of the final model, drawn as a dot at the last epoch.
+    """
+    from ..training.monitor import co_detected
+
+    out = Path(out)
+    rows, summary = [], []
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (label, run) in enumerate(runs.items()):
+        path = Path(run) / "metrics.csv"
+        if not path.exists():
+            raise LandscapeError(f"no metrics.csv in {run}")
+        m = pd.read_csv(path)
+        color = f"C{i}"
+        ax.plot(m["epoch"], 100 * m["monitor_train_attack_acc"], "--", color=color, label=f"{label}: training attack")
+        ax.plot(m["epoch"], 100 * m["monitor_strong_acc"], "-", color=color, label=f"{label}: multi-step sPGD")
+        for _, r in m.iterrows():
+            rows += [{"run": label, "epoch": int(r["epoch"]), "metric": k, "accuracy": float(r[k])}
+                     for k in ("monitor_clean_acc", "monitor_train_attack_acc", "monitor_strong_acc")]
+        s = {"run": label, **_run_summary(run)}
+        if evals and label in evals:
+            e = _eval_summary(evals[label])
+            s["clean"] = e.get("clean")
+            s["saa"] = e.get("worst-case")
+            ax.plot([m["epoch"].max()], [100 * s["saa"]], "o", color=color, label=f"{label}: sAA (final)")
+            s["co"] = bool(co_detected(s["final_train_attack_acc"], s["saa"]))
+        summary.append(s)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy on held-out images (%)")
+    ax.set_title("Catastrophic overfitting: training attack vs strong attacks")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale, "runs": {k: str(v) for k, v in runs.items()}},
+           out / f"{name}_curves")
+    _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "training-attack acc - sAA acc >= 0.3 and sAA <= 1/3 of it"},
+           out / f"{name}_summary")
+    return [png]
+
+
+def results_table(out: str | Path, *, rows: list, name: str = "table", scale: str = "", title: str = "",
+                  columns: list | None = None) -> list[Path]:
+    """A table of final models: each row ``{label, run, eval, ...}`` becomes clean accuracy, every
+    attack stage's accuracy, the worst case (sAA), training time and the CO flag. A bar chart of
+    clean and worst-case accuracy is drawn beside it."""
+    from ..training.monitor import co_detected
+
+    out = Path(out)
+    table = []
+    for spec in rows:
+        spec = dict(spec)
+        row = {k: v for k, v in spec.items() if k not in ("run", "eval")}
+        if spec.get("run"):
+            row.update(_run_summary(spec["run"]))
+        if spec.get("eval"):
+            row.update(_eval_summary(spec["eval"]))
+            if "final_train_attack_acc" in row:
+                row["co"] = bool(co_detected(row["final_train_attack_acc"], row["worst-case"]))
+        table.append(row)
+    df = pd.DataFrame(table)
+    if columns:
+        df = df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(df) + 2), 4))
+    xs = range(len(df))
+    if "clean" in df:
+        ax.bar([x - 0.2 for x in xs], 100 * df["clean"], width=0.4, label="clean")
+    if "worst-case" in df:
+        bars = ax.bar([x + 0.2 for x in xs], 100 * df["worst-case"], width=0.4, label="robust (worst case)")
+        for b, co in zip(bars, df.get("co", [False] * len(df))):
+            if co:
+                b.set_hatch("//")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(df["label"] if "label" in df else xs, rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or name + (" (hatched: CO)" if "co" in df else ""), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    _write(df, {"figure": png.name, "scale": scale, "title": title}, out / name)
+    return [png]
+
+
+def interp_table(out: str | Path, *, runs: dict, scale: str = "", name: str = "table2") -> list[Path]:
+    """The paper's Table 2: one row per model (e.g. per ε_train), accuracy at each α, and the strong
+    attack's accuracy; ``runs`` maps a row label to a ``landscape interp`` JSON."""
+    out = Path(out)
+    rows = []
+    fig, ax = plt.subplots(figsize=(6.2, 4))
+    for i, (label, path) in enumerate(runs.items()):
+        data = pd.DataFrame(_read_json(path)["rows"])
+        interp = data[data["kind"] == "interp"]
+        row = {"model": label, **{f"alpha={a:g}": 100 * acc for a, acc in zip(interp["alpha"], interp["acc"])}}
+        strong = data[data["kind"] == "strong"]
+        if len(strong):
+            row["sAA"] = 100 * float(strong["acc"].iloc[0])
+            ax.axhline(row["sAA"], color=f"C{i}", ls=":", lw=1)
+        rows.append(row)
+        ax.plot(interp["alpha"], 100 * interp["acc"], "o-", color=f"C{i}", label=label)
+    ax.set_xlabel("α  (x + α·δ, δ from the 1-step attack)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Interpolation along the 1-step perturbation (dotted: sAA)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale}, out / name)
+    return [png]
