@@ -1,0 +1,371 @@
+r"""Estimators of Hessian spectra, free functions on a :class:`~landscape.analysis.hessian.HessianOperator`.
+
+================================  =================================================================
+function                          what
+================================  =================================================================
+:func:`lanczos_topk`              top-k eigenpairs by implicitly restarted Lanczos (ARPACK through
+                                  ``scipy.sparse.linalg.eigsh``); the default
+:func:`power_iteration_pyhessian` top-k by PyHessian's power iteration with deflation (reference)
+:func:`hutchinson_trace`          :math:`\operatorname{tr} H \approx \frac1s\sum_i z_i^\top H z_i`,
+                                  Rademacher :math:`z_i`, with its standard error
+:func:`slq_density`               spectral density by stochastic Lanczos quadrature (Ubaru et al.
+                                  2017; Ghorbani et al. 2019) with Gaussian broadening
+================================  =================================================================
+
+Every eigenvalue carries its residual :math:`\|Hv-\lambda v\|` (for unit :math:`v`) and a flag
+``converged = residual <= tol * |lambda|``. Every result reports the Hessian-vector products the
+estimator spent (``n_hvp``, counted inside the operator), those spent checking residuals
+(``n_hvp_check``) and the wall time. Distributed runs work unchanged: every rank runs the same
+deterministic sequence (seeded start vectors) on the same all-reduced products.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.linalg import eigh_tridiagonal
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+from ..errors import LandscapeError
+from ..progress import bar
+
+
+# ------------------------------------------------------------------------------------- results
+@dataclass
+class EigenResult:
+    """Top eigenvalues (descending), unit eigenvectors (columns) and their quality."""
+
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray | None
+    residuals: np.ndarray
+    converged: np.ndarray
+    tol: float
+    method: str
+    n_hvp: int
+    n_hvp_check: int
+    wall_time: float
+    meta: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        lam = np.asarray(self.eigenvalues, dtype=float)
+        return pd.DataFrame({"rank": np.arange(1, len(lam) + 1), "eigenvalue": lam,
+                             "residual": np.asarray(self.residuals, dtype=float),
+                             "rel_residual": np.asarray(self.residuals, dtype=float) / np.maximum(np.abs(lam), 1e-300),
+                             "converged": np.asarray(self.converged, dtype=bool)})
+
+    def summary(self) -> dict:
+        return {"method": self.method, "k": int(len(self.eigenvalues)), "tol": self.tol,
+                "n_hvp": self.n_hvp, "n_hvp_check": self.n_hvp_check, "wall_time_s": round(self.wall_time, 4),
+                "all_converged": bool(np.all(self.converged)), **self.meta}
+
+
+@dataclass
+class TraceResult:
+    trace: float
+    stderr: float
+    n_samples: int
+    samples: np.ndarray
+    n_hvp: int
+    wall_time: float
+
+    def summary(self) -> dict:
+        return {"trace": self.trace, "trace_stderr": self.stderr, "trace_samples": self.n_samples,
+                "trace_n_hvp": self.n_hvp, "trace_wall_time_s": round(self.wall_time, 4)}
+
+
+@dataclass
+class DensityResult:
+    """Spectral density on ``grid`` plus the raw quadrature (``nodes[r]``, ``weights[r]`` per run)."""
+
+    grid: np.ndarray
+    density: np.ndarray
+    nodes: list
+    weights: list
+    sigma: float
+    n_hvp: int
+    wall_time: float
+    n_params: int
+
+    @property
+    def run_means(self) -> np.ndarray:
+        """``v_r^T H v_r`` of each unit start vector (the first moment of each run's quadrature)."""
+        return np.array([float(np.dot(w, t)) for t, w in zip(self.nodes, self.weights)])
+
+    @property
+    def trace_estimate(self) -> float:
+        return float(self.n_params * self.run_means.mean())
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"eigenvalue": self.grid, "density": self.density})
+
+    def summary(self) -> dict:
+        return {"n_v": len(self.nodes), "n_steps": int(max(len(t) for t in self.nodes)), "sigma": self.sigma,
+                "n_hvp": self.n_hvp, "wall_time_s": round(self.wall_time, 4),
+                "trace_estimate": self.trace_estimate,
+                "integral": float(np.trapezoid(self.density, self.grid))}
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _n_hvp(op) -> int:
+    return int(getattr(op, "n_hvp", 0))
+
+
+def _matvec_t(op, v: np.ndarray) -> np.ndarray:
+    """``op @ v`` in float64 numpy."""
+    return np.asarray(op.matvec(v.astype(op.dtype, copy=False)), dtype=np.float64).reshape(-1)
+
+
+def _check_k(op, k: int) -> None:
+    n = op.shape[0]
+    if int(k) != k or k <= 0:
+        raise LandscapeError(f"--topk must be a positive integer, got {k}")
+    if k >= n:
+        raise LandscapeError(f"--topk {k} is too large: the Hessian has {n} parameters, so at most {n - 1} "
+                             "eigenvalues can be computed this way")
+
+
+def residuals(op, eigenvalues, vectors: np.ndarray, progress=None) -> np.ndarray:
+    """``||H v_i - lambda_i v_i||`` for unit columns ``v_i`` of ``vectors`` (one HVP each)."""
+    out = []
+    for i in bar(range(len(eigenvalues)), desc="residuals", progress=progress):
+        v = vectors[:, i] / np.linalg.norm(vectors[:, i])
+        out.append(float(np.linalg.norm(_matvec_t(op, v) - eigenvalues[i] * v)))
+    return np.array(out)
+
+
+def _default_tol(op) -> float:
+    return 1e-8 if op.dtype == np.float64 else 1e-4
+
+
+# --------------------------------------------------------------------------------- Lanczos top-k
+def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
+                 which: str = "LA", seed: int = 0, check: bool = True, progress=None) -> EigenResult:
+    r"""Top-``k`` eigenpairs of a symmetric operator by implicitly restarted Lanczos (ARPACK).
+
+    ARPACK runs in float64 whatever the operator's dtype (a float32 operator is cast at its
+    boundary), starting from a seeded Gaussian vector, so every rank of a distributed run issues the
+    same products. ``which="LA"`` (default) gives the largest algebraic eigenvalues, ``"LM"`` the
+    largest in magnitude (what power iteration finds). ``tol`` (default 1e-8 for float64 operators,
+    1e-4 for float32) is ARPACK's relative accuracy and the convergence threshold of the residuals.
+    """
+    _check_k(op, k)
+    tol = _default_tol(op) if tol is None else float(tol)
+    n = op.shape[0]
+    n0, t0 = _n_hvp(op), time.perf_counter()
+    pbar = bar(desc=f"lanczos top-{k}", unit="hvp", progress=progress)
+
+    def mv(v):
+        pbar.update(1)
+        return _matvec_t(op, np.asarray(v).reshape(-1))
+
+    A = LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)
+    v0 = np.random.RandomState(seed).standard_normal(n)
+    if ncv is None:
+        ncv = min(n, max(2 * k + 1, 20))
+    try:
+        lam, vec = eigsh(A, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
+        note = None
+    except ArpackNoConvergence as e:  # keep what converged; the flags say the rest did not
+        lam, vec = e.eigenvalues, e.eigenvectors
+        note = f"ARPACK stopped after maxiter with {len(lam)} of {k} eigenvalues"
+    finally:
+        pbar.close()
+    n_solve = _n_hvp(op) - n0
+    order = np.argsort(lam)[::-1]
+    lam, vec = np.asarray(lam)[order], np.asarray(vec)[:, order]
+    t_solve = time.perf_counter() - t0
+    if check:
+        n1 = _n_hvp(op)
+        res = residuals(op, lam, vec, progress)
+        n_check = _n_hvp(op) - n1
+    else:
+        res, n_check = np.full(len(lam), np.nan), 0
+    conv = res <= tol * np.abs(lam) if check else np.ones(len(lam), dtype=bool)
+    meta = {"which": which, "ncv": ncv, "seed": seed, "solve_time_s": round(t_solve, 4)}
+    if note:
+        meta["note"] = note
+    return EigenResult(lam, vec, res, conv, tol, "lanczos", n_solve, n_check, time.perf_counter() - t0, meta)
+
+
+def top_eigenvectors(op, k: int = 2, **kwargs) -> list[list[torch.Tensor]]:
+    """The top-``k`` Hessian eigenvectors, each as a list of tensors shaped like the selected
+    parameters (``op.names``), e.g. the two directions of a ``--directions hessian`` surface."""
+    res = lanczos_topk(op, k, **kwargs)
+    return [op.to_list(res.eigenvectors[:, i]) for i in range(res.eigenvectors.shape[1])]
+
+
+# ---------------------------------------------------------------------- PyHessian power iteration
+def power_iteration_pyhessian(op, k: int = 20, tol: float = 1e-3, maxiter: int = 100, *, seed: int = 0,
+                              check: bool = True, progress=None) -> EigenResult:
+    """Top-``k`` eigenvalues by PyHessian's ``hessian(...).eigenvalues(top_n=k)`` on the operator's
+    exact loss, batches, parameters and model mode (the reference the field knows).
+
+    PyHessian finds eigenvalues of largest magnitude, one at a time, each stopping when two
+    successive Rayleigh quotients differ by less than ``tol`` (relative), so its accuracy is about
+    ``tol``, not a residual bound. Its HVPs are counted here; the residuals are checked with ``op``.
+    """
+    try:
+        from pyhessian import hessian as PyHessian
+    except ImportError:
+        raise LandscapeError("--method power needs the pyhessian package") from None
+    _check_k(op, k)
+    if getattr(op, "distributed", False):
+        raise LandscapeError("--method power (pyhessian) does not run distributed; use --method lanczos")
+
+    class _BatchLoss(torch.nn.Module):
+        # "inputs" of batch i are n_i copies of i, so that pyhessian weights batches by their size
+        def __init__(self):
+            super().__init__()
+            self.inner = op.model
+
+        def forward(self, idx):
+            return op.loss(self.inner, op.batches[int(idx[0])])
+
+    class _Counting(PyHessian):
+        count = 0
+
+        def dataloader_hv_product(self, v):
+            type(self).count += 1
+            pbar.update(1)
+            return super().dataloader_hv_product(v)
+
+    wrapper = _BatchLoss()
+    data = [(torch.full((b.n,), i, dtype=torch.long, device=op.device), torch.zeros(1, device=op.device))
+            for i, b in enumerate(op.batches)]
+    selected = {id(p) for p in op.params}
+    frozen = [p for p in op.model.parameters() if p.requires_grad and id(p) not in selected]
+    old_dtype = torch.get_default_dtype()
+    t0 = time.perf_counter()
+    pbar = bar(desc=f"pyhessian top-{k}", unit="hvp", progress=progress)
+    try:
+        for p in frozen:
+            p.requires_grad_(False)
+        torch.set_default_dtype(op.torch_dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            h = _Counting(wrapper, lambda out, target: out, dataloader=data, cuda=op.device.type == "cuda")
+            with op._context(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pyhessian's backward(create_graph=True)
+                lam, vecs = h.eigenvalues(maxIter=maxiter, tol=tol, top_n=k)
+    finally:
+        for p in op.model.parameters():
+            p.grad = None  # pyhessian leaves graph-carrying .grad behind
+        torch.set_default_dtype(old_dtype)
+        for p in frozen:
+            p.requires_grad_(True)
+        pbar.close()
+    n_solve = _Counting.count
+    op.n_hvp += n_solve
+    lam = np.asarray(lam, dtype=np.float64)
+    vec = np.stack([op.to_flat(v).detach().cpu().double().numpy() for v in vecs], axis=1)
+    order = np.argsort(lam)[::-1]
+    lam, vec = lam[order], vec[:, order]
+    t_solve = time.perf_counter() - t0
+    if check:
+        n1 = _n_hvp(op)
+        res = residuals(op, lam, vec, progress)
+        n_check = _n_hvp(op) - n1
+    else:
+        res, n_check = np.full(len(lam), np.nan), 0
+    conv = res <= tol * np.abs(lam) if check else np.ones(len(lam), dtype=bool)
+    return EigenResult(lam, vec, res, conv, tol, "power", n_solve, n_check, time.perf_counter() - t0,
+                       {"maxiter": maxiter, "seed": seed, "solve_time_s": round(t_solve, 4)})
+
+
+# ------------------------------------------------------------------------------------ Hutchinson
+def hutchinson_trace(op, n_samples: int = 100, seed: int = 0, progress=None) -> TraceResult:
+    r"""Hutchinson's estimate :math:`\frac1s\sum_i z_i^\top H z_i` with Rademacher :math:`z_i`.
+
+    All ``n_samples`` products are taken (no early stop); the standard error is the sample standard
+    deviation over :math:`\sqrt{s}`.
+    """
+    if n_samples < 2:
+        raise LandscapeError(f"the trace needs at least 2 samples, got {n_samples}")
+    n0, t0 = _n_hvp(op), time.perf_counter()
+    rng = np.random.RandomState(seed)
+    vals = []
+    for _ in bar(range(n_samples), desc="hutchinson", unit="hvp", progress=progress):
+        z = rng.randint(0, 2, size=op.shape[0]).astype(np.float64) * 2 - 1
+        vals.append(float(np.dot(z, _matvec_t(op, z))))
+    vals = np.array(vals)
+    return TraceResult(float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(len(vals))), len(vals), vals,
+                       _n_hvp(op) - n0, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------- SLQ
+def lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_steps`` Lanczos steps from ``v0`` with full reorthogonalisation (twice, classical
+    Gram-Schmidt); returns the tridiagonal's diagonal ``alpha`` and off-diagonal ``beta``. Stops early
+    when the Krylov space is exhausted (``beta`` negligible)."""
+    n = op.shape[0]
+    m = int(min(n_steps, n))
+    V = np.zeros((m, n))
+    alpha, beta = [], []
+    v = v0 / np.linalg.norm(v0)
+    v_prev, b_prev = np.zeros(n), 0.0
+    scale = 0.0
+    for j in range(m):
+        V[j] = v
+        w = _matvec_t(op, v) - b_prev * v_prev
+        a = float(np.dot(w, v))
+        w -= a * v
+        for _ in range(2):
+            w -= V[: j + 1].T @ (V[: j + 1] @ w)
+        alpha.append(a)
+        scale = max(scale, abs(a))
+        b = float(np.linalg.norm(w))
+        if j == m - 1 or b <= 1e-10 * max(scale, 1e-300):
+            break
+        beta.append(b)
+        v_prev, v, b_prev = v, w / b, b
+    return np.array(alpha), np.array(beta)
+
+
+def slq_density(op, n_v: int = 10, n_steps: int = 80, grid: int | np.ndarray = 1000, sigma: float | None = None,
+                seed: int = 0, progress=None) -> DensityResult:
+    r"""Spectral density of ``op`` by stochastic Lanczos quadrature with Gaussian broadening.
+
+    For each of ``n_v`` Gaussian start vectors :math:`v` (unit), ``n_steps`` Lanczos steps give the
+    tridiagonal :math:`T = U \operatorname{diag}(\theta) U^\top`; the nodes :math:`\theta_i` with
+    weights :math:`w_i = U_{1i}^2` are a Gauss quadrature of the spectral measure seen from
+    :math:`v`, and
+
+    .. math:: \phi(t) = \frac{1}{n_v} \sum_{r} \sum_i w^{(r)}_i \, \mathcal N(t;\ \theta^{(r)}_i, \sigma^2)
+
+    integrates to one and has mean :math:`\frac{1}{n_v}\sum_r v_r^\top H v_r \approx \operatorname{tr}H/n`.
+    ``sigma`` defaults to 1% of the spectral range seen; ``grid`` is a number of points spanning
+    that range (plus 5 sigma each side) or an explicit array.
+    """
+    if n_v < 1 or n_steps < 1:
+        raise LandscapeError("the density needs n_v >= 1 and n_steps >= 1")
+    n0, t0 = _n_hvp(op), time.perf_counter()
+    rng = np.random.RandomState(seed)
+    nodes, weights = [], []
+    for _ in bar(range(n_v), desc="slq", unit="run", progress=progress):
+        a, b = lanczos_tridiagonal(op, rng.standard_normal(op.shape[0]), n_steps)
+        theta, U = eigh_tridiagonal(a, b) if len(a) > 1 else (a.copy(), np.ones((1, 1)))
+        nodes.append(theta)
+        weights.append(U[0] ** 2)
+    lo = min(float(t.min()) for t in nodes)
+    hi = max(float(t.max()) for t in nodes)
+    if sigma is None:
+        sigma = 0.01 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 1e-3
+    if np.isscalar(grid):
+        grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, int(grid))
+    grid = np.asarray(grid, dtype=np.float64)
+    dens = np.zeros_like(grid)
+    for t, w in zip(nodes, weights):
+        z = (grid[:, None] - t[None, :]) / sigma
+        dens += (np.exp(-0.5 * z ** 2) / (sigma * np.sqrt(2 * np.pi))) @ w
+    dens /= len(nodes)
+    return DensityResult(grid, dens, nodes, weights, float(sigma), _n_hvp(op) - n0, time.perf_counter() - t0,
+                         op.shape[0])
+
+
+__all__ = ["DensityResult", "EigenResult", "TraceResult", "hutchinson_trace", "lanczos_topk",
+           "lanczos_tridiagonal", "power_iteration_pyhessian", "residuals", "slq_density", "top_eigenvectors"]

@@ -1,0 +1,486 @@
+r"""The Hessian of a loss of the weights, as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+For a fixed sample of :math:`N` examples cut into batches :math:`B_1, \dots, B_m` (the last one may be
+smaller) and a per-batch mean loss :math:`\ell_b(\theta)`, the operator is the Hessian of the mean loss
+over all examples
+
+.. math::
+
+    L(\theta) = \frac{1}{N} \sum_b |B_b|\, \ell_b(\theta), \qquad
+    H v = \frac{1}{N} \sum_b |B_b|\, \nabla^2_\theta \ell_b(\theta)\, v ,
+
+each term a Hessian-vector product by double back-propagation (Pearlmutter's trick:
+:math:`\nabla_\theta \langle \nabla_\theta \ell_b, v \rangle`). Everything the products need (the
+batches, the fixed adversarial examples, soft labels) is held on the device, so an HVP is pure
+forward/backward work.
+
+The loss is named by a :class:`LossSpec`:
+
+``clean``        cross-entropy on the clean inputs;
+``adversarial``  cross-entropy on adversarial inputs computed **once** at the centre point by the
+                 threat model's attack and then held fixed (Danskin-style; ``mode="fixed"`` in the
+                 metadata);
+``recipe``       the checkpoint's own training loss (soft labels of self-adaptive training, trade-off,
+                 TRADES) through :func:`landscape.training.losses.recipe_loss`, also with fixed
+                 adversarial inputs; this is the loss Theorems 4.1/4.2 of Zhong et al. (2025) speak of.
+
+The model is put in an explicit mode (``eval`` by default) for every product and the mode it had is
+restored afterwards; in ``train`` mode BatchNorm uses the statistics of each (fixed) batch and its
+running statistics are restored after every product, so the operator has no side effects.
+
+Under ``torch.distributed`` (torchrun) every rank holds a shard of the batches; the weighted sums are
+all-reduced, so each rank sees the same :math:`Hv` and an estimator running the same deterministic
+sequence on every rank stays in lock-step.
+
+Example::
+
+    >>> op = hessian_operator(model, x, y, loss="clean", batch_size=128, dtype=torch.float64)
+    >>> from landscape.analysis.estimators import lanczos_topk
+    >>> res = lanczos_topk(op, k=20)
+    >>> res.eigenvalues, res.residuals, res.converged, op.n_hvp
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import LinearOperator
+from torch import nn
+
+from ..errors import LandscapeError
+
+LOSSES = ("clean", "adversarial", "recipe")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+# ----------------------------------------------------------------------------------------- batches
+@dataclass
+class Batch:
+    """One fixed batch: inputs ``x`` in [0,1], labels ``y``, optional fixed ``x_adv`` and ``targets``
+    (soft labels, ``(n, classes)``, for recipe losses)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_adv: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device=None, dtype=None) -> "Batch":
+        def mv(t, floating=True):
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if (floating and t.is_floating_point()) else None)
+        return Batch(mv(self.x), mv(self.y, False), mv(self.x_adv), mv(self.targets))
+
+
+def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, x_adv: torch.Tensor | None = None,
+                 targets: torch.Tensor | None = None) -> list[Batch]:
+    """Cut a fixed sample into batches of ``batch_size`` (the last may be smaller)."""
+    if batch_size <= 0:
+        raise LandscapeError(f"--batch-size must be positive, got {batch_size}")
+    out = []
+    for s in range(0, len(y), batch_size):
+        sl = slice(s, s + batch_size)
+        out.append(Batch(x[sl], y[sl], None if x_adv is None else x_adv[sl],
+                         None if targets is None else targets[sl]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ losses
+@dataclass
+class LossSpec:
+    """Which loss the Hessian is of: ``clean``, ``adversarial`` (fixed x_adv) or ``recipe``.
+
+    ``fn(model, batch) -> scalar`` overrides the built-in losses (any per-batch **mean** loss).
+    ``recipe`` is the plain recipe dict of a checkpoint (used when ``kind == "recipe"``).
+    """
+
+    kind: str = "clean"
+    recipe: dict | None = None
+    fn: Callable[[nn.Module, Batch], torch.Tensor] | None = None
+    _recipe_obj: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in LOSSES:
+            raise LandscapeError(f"unknown loss {self.kind!r}; choose one of {', '.join(LOSSES)}")
+
+    @property
+    def needs_adversarial(self) -> bool:
+        return self.kind in ("adversarial", "recipe")
+
+    def __call__(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        if self.fn is not None:
+            return self.fn(model, batch)
+        if self.kind == "clean":
+            return F.cross_entropy(model(batch.x), batch.y)
+        if self.kind == "adversarial":
+            if batch.x_adv is None:
+                raise LandscapeError("the adversarial loss needs fixed adversarial inputs (x_adv)")
+            return F.cross_entropy(model(batch.x_adv), batch.y)
+        # recipe
+        from ..training.losses import recipe_loss
+        if self._recipe_obj is None:
+            from ..training.recipe import Recipe
+            self._recipe_obj = Recipe.from_dict(self.recipe or {})
+        targets = batch.targets if batch.targets is not None else batch.y
+        x_adv = batch.x_adv if batch.x_adv is not None else batch.x
+        return recipe_loss(self._recipe_obj, model, batch.x, x_adv, targets)
+
+
+# -------------------------------------------------------------------------------------- parameters
+def select_parameters(model: nn.Module, pattern: str | Sequence[str] | None = None) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` pairs whose name matches ``pattern``.
+
+    ``pattern`` is one or more comma-separated patterns; a name is selected when it matches any of
+    them as a glob (``features.*.weight``) or as a regular expression searched in the name
+    (``^classifier\\.``). ``None``, ``""`` or ``"all"`` selects every parameter that requires grad.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if pattern is None or (isinstance(pattern, str) and pattern.strip() in ("", "all", "*")):
+        if not named:
+            raise LandscapeError("the model has no trainable parameters")
+        return named
+    pats = [s.strip() for s in (pattern.split(",") if isinstance(pattern, str) else pattern) if s.strip()]
+    regexes = []
+    for pat in pats:
+        try:
+            regexes.append(re.compile(pat))
+        except re.error:
+            regexes.append(None)
+    out = [(n, p) for n, p in named
+           if any(fnmatch.fnmatchcase(n, pat) or (rx is not None and rx.search(n)) for pat, rx in zip(pats, regexes))]
+    if not out:
+        names = ", ".join(n for n, _ in named[:8]) + (", ..." if len(named) > 8 else "")
+        raise LandscapeError(f"--params {pattern!r} matches no parameter; names are like {names}")
+    return out
+
+
+@contextmanager
+def _mode(model: nn.Module, mode: str):
+    saved = [(m, m.training) for m in model.modules()]
+    model.train(mode == "train")
+    try:
+        yield
+    finally:
+        for m, was in saved:
+            m.training = was
+
+
+def _dist():
+    """``(rank, world_size)`` when torch.distributed is initialised with more than one process."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(batches: list, rank: int, world: int) -> list:
+    """The batches rank ``rank`` of ``world`` owns (round-robin, so shards differ by at most one)."""
+    return batches[rank::world]
+
+
+# ---------------------------------------------------------------------------------------- operator
+class HessianOperator(LinearOperator):
+    r"""Hessian of the example-weighted mean loss over fixed batches, w.r.t. selected parameters.
+
+    Arguments:
+        model: the network (used as is when its dtype is ``dtype``, otherwise a converted copy).
+        loss: a :class:`LossSpec`, a loss name, or ``fn(model, batch) -> mean loss``.
+        batches: the fixed :class:`Batch` list this process owns (all of them in one process).
+        params: a parameter pattern (see :func:`select_parameters`) or None for all.
+        mode: ``"eval"`` (default) or ``"train"`` (BatchNorm batch statistics; buffers restored).
+        dtype: ``torch.float32`` or ``torch.float64`` (also ``"float32"``/``"float64"``).
+        device: where products run (default: the model's device).
+        n_total: examples over all ranks (default: the sum, all-reduced when distributed).
+        distributed: all-reduce products over ``torch.distributed`` (default: when initialised).
+
+    Attributes ``n_hvp`` (full-sample Hessian-vector products so far), ``hvp_time`` (seconds spent in
+    them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``).
+    """
+
+    def __init__(self, model: nn.Module, loss: LossSpec | str | Callable, batches: Sequence[Batch], *,
+                 params: str | Sequence[str] | None = None, mode: str = "eval",
+                 dtype: torch.dtype | str = torch.float32, device=None, n_total: int | None = None,
+                 distributed: bool | None = None):
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise LandscapeError(f"unknown dtype {dtype!r}; use float32 or float64")
+            dtype = DTYPES[dtype]
+        if dtype not in (torch.float32, torch.float64):
+            raise LandscapeError("the Hessian operator works in float32 or float64")
+        if mode not in ("eval", "train"):
+            raise LandscapeError(f"unknown model mode {mode!r}; use eval or train")
+        if isinstance(loss, str):
+            loss = LossSpec(loss)
+        elif not isinstance(loss, LossSpec):
+            loss = LossSpec("clean", fn=loss)
+        first = next(model.parameters())
+        device = torch.device(device) if device is not None else first.device
+        if first.dtype != dtype or first.device != device:
+            model = copy.deepcopy(model).to(device=device, dtype=dtype)
+        self.model = model
+        self.loss = loss
+        self.mode = mode
+        self.torch_dtype = dtype
+        self.device = device
+        self.batches = [b.to(device, dtype) for b in batches]
+        if not self.batches and not (distributed or _dist()[1] > 1):
+            raise LandscapeError("the Hessian needs at least one example")
+        named = select_parameters(model, params)
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.shapes = [tuple(p.shape) for p in self.params]
+        self.numels = [p.numel() for p in self.params]
+        self.n_params = int(sum(self.numels))
+        self.rank, self.world = _dist()
+        self.distributed = (self.world > 1) if distributed is None else bool(distributed)
+        local = sum(b.n for b in self.batches)
+        if n_total is None:
+            n_total = local
+            if self.distributed:
+                t = torch.tensor([float(local)], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(t)
+                n_total = int(t.item())
+        self.n_examples = int(n_total)
+        self.n_hvp = 0
+        self.hvp_time = 0.0
+        super().__init__(dtype=np.float64 if dtype == torch.float64 else np.float32,
+                         shape=(self.n_params, self.n_params))
+
+    # ----------------------------------------------------------------- flat vectors <-> parameters
+    def to_list(self, v) -> list[torch.Tensor]:
+        """Split a flat vector (numpy or torch, length ``n_params``) into tensors shaped like the params."""
+        t = self._as_tensor(v)
+        return [c.view(s) for c, s in zip(torch.split(t, self.numels), self.shapes)]
+
+    def to_flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Concatenate per-parameter tensors into one flat torch vector (operator dtype and device)."""
+        return torch.cat([t.reshape(-1).to(device=self.device, dtype=self.torch_dtype) for t in tensors])
+
+    def _as_tensor(self, v) -> torch.Tensor:
+        if isinstance(v, torch.Tensor):
+            t = v.to(device=self.device, dtype=self.torch_dtype)
+        else:
+            t = torch.as_tensor(np.ascontiguousarray(np.asarray(v).reshape(-1)), dtype=self.torch_dtype).to(self.device)
+        if t.numel() != self.n_params:
+            raise LandscapeError(f"vector of length {t.numel()} does not fit {self.n_params} parameters")
+        return t.reshape(-1)
+
+    # ----------------------------------------------------------------------- core products
+    @contextmanager
+    def _context(self):
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()] if self.mode == "train" else []
+        with _mode(self.model, self.mode):
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for b, saved in buffers:
+                        b.copy_(saved)
+
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.distributed:
+            torch.distributed.all_reduce(t)
+        return t / self.n_examples
+
+    def hvp(self, v) -> torch.Tensor:
+        """``H v`` as a flat torch vector (``v`` flat, numpy or torch); counts one HVP."""
+        vs = self.to_list(v)
+        t0 = time.perf_counter()
+        out = torch.zeros(self.n_params, dtype=self.torch_dtype, device=self.device)
+        with self._context(), torch.enable_grad():
+            for b in self.batches:
+                loss = self.loss(self.model, b)
+                grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
+                                            materialize_grads=True)
+                hv = torch.autograd.grad(grads, self.params, grad_outputs=vs, allow_unused=True,
+                                         materialize_grads=True)
+                out.add_(torch.cat([h.reshape(-1) for h in hv]), alpha=float(b.n))
+        out = self._reduce(out)
+        self.n_hvp += 1
+        self.hvp_time += time.perf_counter() - t0
+        return out
+
+    def gradient(self) -> torch.Tensor:
+        """The gradient of the mean loss, flat (not counted as an HVP)."""
+        out = torch.zeros(self.n_params, dtype=self.torch_dtype, device=self.device)
+        with self._context(), torch.enable_grad():
+            for b in self.batches:
+                g = torch.autograd.grad(self.loss(self.model, b), self.params, allow_unused=True,
+                                        materialize_grads=True)
+                out.add_(torch.cat([x.reshape(-1) for x in g]), alpha=float(b.n))
+        return self._reduce(out)
+
+    def loss_value(self) -> float:
+        """The mean loss over the sample."""
+        total = torch.zeros(1, dtype=self.torch_dtype, device=self.device)
+        with self._context(), torch.no_grad():
+            for b in self.batches:
+                total += self.loss(self.model, b).detach() * b.n
+        return float(self._reduce(total).item())
+
+    # ----------------------------------------------------------------------- LinearOperator API
+    def _matvec(self, x):
+        return self.hvp(x).detach().cpu().numpy().astype(self.dtype, copy=False)
+
+    def _rmatvec(self, x):
+        return self._matvec(x)
+
+    def _adjoint(self):
+        return self
+
+    def reset_counters(self) -> None:
+        self.n_hvp = 0
+        self.hvp_time = 0.0
+
+    def describe(self) -> dict:
+        """Plain metadata: loss, mode, dtype, sizes."""
+        return {"loss": self.loss.kind, "model_mode": self.mode,
+                "dtype": str(self.torch_dtype).replace("torch.", ""), "n_params": self.n_params,
+                "n_examples": self.n_examples, "n_batches_local": len(self.batches),
+                "world_size": self.world if self.distributed else 1,
+                "params": self.names if len(self.names) <= 64 else f"{len(self.names)} tensors"}
+
+
+def hessian_operator(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: LossSpec | str | Callable = "clean",
+                     x_adv: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                     batch_size: int = 256, **kwargs) -> HessianOperator:
+    """Build a :class:`HessianOperator` from tensors (a fixed sample; see the class for ``kwargs``)."""
+    return HessianOperator(model, loss, make_batches(x, y, batch_size, x_adv=x_adv, targets=targets), **kwargs)
+
+
+# ------------------------------------------------------------------------------ from a checkpoint
+def _attack_batches(model, batches: list[Batch], norm: str, eps: float, seed: int, progress=None) -> dict:
+    """Fill ``x_adv`` of every batch with the default attack for ``(norm, eps)`` at the current weights."""
+    try:
+        from ..attacks import default_attack
+    except ImportError:
+        raise LandscapeError("adversarial losses need landscape.attacks.default_attack, which this "
+                             "installation lacks") from None
+    from ..progress import bar
+    attack = default_attack(norm, eps)
+    g = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for b in bar(batches, desc=f"attack {norm} eps={eps:g}", progress=progress, unit="batch"):
+            b.x_adv = attack(model, b.x, b.y).detach()
+    finally:
+        torch.random.set_rng_state(g)
+    cfg = attack.config() if hasattr(attack, "config") else {"attack": type(attack).__name__}
+    return cfg
+
+
+def _soft_labels(ck, split: str, index: torch.Tensor) -> torch.Tensor | None:
+    ts = ck.train_state or {}
+    soft = None
+    for key in ("soft_labels", "soft_targets", "targets"):
+        v = ts.get(key) if isinstance(ts, dict) else None
+        if isinstance(v, dict):  # SoftLabels.state_dict(): {"table": (N, C), "momentum", "start"}
+            v = v.get("table", v.get("targets"))
+        if isinstance(v, torch.Tensor) and v.dim() == 2:
+            soft = v
+            break
+    if soft is None or split != "train":
+        return None
+    return soft[index.cpu()].float()
+
+
+def operator_from_checkpoint(ck, *, loss: str | None = None, norm: str | None = None, eps=None,
+                             n_examples: int = 1000, batch_size: int = 256, split: str = "test",
+                             params=None, dtype="float32", mode: str = "eval", device="cpu", seed: int = 0,
+                             data_dir=None, progress=None) -> tuple[HessianOperator, dict]:
+    """The Hessian operator of a checkpoint's loss on a fixed, seeded sample, and its metadata.
+
+    ``loss`` defaults to ``adversarial`` for a checkpoint with a threat model and ``clean`` otherwise.
+    Adversarial inputs come from ``default_attack(norm, eps)`` (the checkpoint's threat model unless
+    ``norm``/``eps`` are given), computed once at the checkpoint and held fixed (``mode="fixed"``).
+    In a distributed run each rank attacks and holds only its own shard of the batches.
+    """
+    from ..threat import ThreatModel, parse_eps, parse_norm
+    if n_examples is None or n_examples <= 0:
+        raise LandscapeError(f"--n-examples must be positive, got {n_examples}")
+    threat = ck.threat
+    if norm is not None or eps is not None:
+        if norm is None and threat is None or eps is None and threat is None:
+            raise LandscapeError("give both --norm and --eps for a checkpoint without a threat model")
+        threat = ThreatModel(parse_norm(norm) if norm is not None else threat.norm,
+                             parse_eps(eps) if eps is not None else threat.eps)
+    if loss is None:
+        loss = "adversarial" if threat is not None else "clean"
+    if loss not in LOSSES:
+        raise LandscapeError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss == "recipe" and not ck.recipe:
+        raise LandscapeError(f"{ck.path or 'the checkpoint'} stores no training recipe; use --loss clean or adversarial")
+    recipe_threat = None
+    if loss == "recipe" and norm is None and eps is None:
+        r = ck.recipe or {}
+        t = r.get("threat") if isinstance(r.get("threat"), dict) else None
+        if t is None and r.get("norm") is not None and r.get("eps") is not None:
+            # the loss the recipe trained: its training budget (train_eps) when it differs
+            t = {"norm": r["norm"], "eps": r.get("train_eps") or r["eps"]}
+        if t:
+            recipe_threat = ThreatModel.from_dict(t)
+    threat = recipe_threat or threat
+    if loss in ("adversarial", "recipe") and threat is None:
+        raise LandscapeError("the adversarial loss needs a threat model: give --norm and --eps "
+                             "(this checkpoint has none)")
+
+    model = ck.model(device=device)
+    ds = ck.load_dataset(split, data_dir=data_dir)
+    n = min(int(n_examples), len(ds))
+    sub = ds.subset(n, seed=seed)
+    x = sub.images.float().div(255).to(device)
+    y = sub.labels.to(device)
+    index = None
+    targets = None
+    if loss == "recipe":
+        index = _subset_index(ds, n, seed)
+        targets = _soft_labels(ck, split, index)
+    batches = make_batches(x, y, batch_size, targets=targets.to(device) if targets is not None else None)
+    rank, world = _dist()
+    batches = shard(batches, rank, world)
+    meta = {"checkpoint": str(ck.path) if ck.path else None, "arch": ck.arch,
+            "dataset": ck.dataset.get("name"), "split": split, "n_examples": n, "batch_size": batch_size,
+            "seed": seed, "threat": threat.to_dict() if threat is not None and loss != "clean" else None,
+            "ckpt_threat": ck.threat.to_dict() if ck.threat else None,
+            "recipe_name": (ck.recipe or {}).get("name") if isinstance(ck.recipe, dict) else None,
+            "soft_labels": targets is not None}
+    if loss in ("adversarial", "recipe"):
+        meta["attack"] = _attack_batches(model, batches, threat.norm, threat.eps, seed, progress)
+        meta["perturbation_mode"] = "fixed"
+    spec = LossSpec(loss, recipe=ck.recipe if loss == "recipe" else None)
+    op = HessianOperator(model, spec, batches, params=params, mode=mode, dtype=dtype, device=device,
+                         n_total=n)
+    meta.update(op.describe())
+    return op, meta
+
+
+def _subset_index(ds, n: int, seed: int) -> torch.Tensor:
+    """The dataset indices :meth:`ImageDataset.subset` draws (same order)."""
+    if n >= len(ds):
+        return torch.arange(len(ds))
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(ds), generator=g)
+    labels = ds.labels.cpu()[perm]
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        rank[idx] = torch.arange(len(idx))
+    perm = perm[torch.argsort(rank * (ds.num_classes + 1) + labels, stable=True)]
+    return perm[:n]
+
+
+__all__ = ["Batch", "HessianOperator", "LOSSES", "LossSpec", "hessian_operator", "make_batches",
+           "operator_from_checkpoint", "select_parameters", "shard"]

@@ -1,0 +1,94 @@
+"""Figures of Hessian spectra: top eigenvalues side by side, and SLQ spectral densities.
+
+``plot_spectra`` draws the paper's panel: several checkpoints (l0 against l1/l2/l∞, or one norm
+across budgets) in one figure, the top-k eigenvalues against their rank on the left and the largest
+eigenvalue (with the Hutchinson trace when measured) per checkpoint on the right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    import os
+    import tempfile
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_spectra(df, path, *, traces: dict | None = None, title: str | None = None) -> Path:
+    """Top eigenvalues per label (``df`` columns: label, rank, eigenvalue[, converged]).
+
+    ``traces`` maps a label to ``(trace, stderr)`` and is shown on the right panel's bars.
+    """
+    labels = list(dict.fromkeys(df["label"]))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    positive = bool((df["eigenvalue"] > 0).all())
+    for i, lab in enumerate(labels):
+        d = df[df["label"] == lab].sort_values("rank")
+        c = colors[i % len(colors)]
+        ax1.plot(d["rank"], d["eigenvalue"], "o-", ms=3.5, lw=1.2, color=c, label=lab)
+        if "converged" in d and not d["converged"].all():
+            bad = d[~d["converged"].astype(bool)]
+            ax1.plot(bad["rank"], bad["eigenvalue"], "x", color="k", ms=6)
+    if positive:
+        ax1.set_yscale("log")
+    ax1.set_xlabel("rank")
+    ax1.set_ylabel("Hessian eigenvalue")
+    ax1.grid(alpha=0.3, which="both")
+    ax1.legend(fontsize=8, frameon=False)
+    tops = [float(df[df["label"] == lab]["eigenvalue"].max()) for lab in labels]
+    x = np.arange(len(labels))
+    ax2.bar(x, tops, color=[colors[i % len(colors)] for i in range(len(labels))])
+    for i, lab in enumerate(labels):
+        text = f"{tops[i]:.3g}"
+        if traces and lab in traces and traces[lab] is not None:
+            tr, se = traces[lab]
+            text += f"\ntr {tr:.3g}±{se:.2g}"
+        ax2.annotate(text, (i, tops[i]), ha="center", va="bottom", fontsize=7)
+    ax2.set_xticks(x)
+    ax2.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+    ax2.set_ylabel(r"$\lambda_{\max}$")
+    ax2.margins(y=0.2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_density(curves, path, *, title: str | None = None, floor: float = 1e-10) -> Path:
+    """Spectral densities, ``curves`` a list of ``(label, grid, density)``, on a log density axis."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for lab, grid, dens in curves:
+        ax.semilogy(grid, np.maximum(np.asarray(dens), floor), lw=1.2, label=lab)
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density (SLQ)")
+    ax.grid(alpha=0.3, which="both")
+    if len(curves) > 1 or curves and curves[0][0]:
+        ax.legend(fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ = ["plot_density", "plot_spectra"]

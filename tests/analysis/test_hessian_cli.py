@@ -1,0 +1,93 @@
+"""``landscape hessian`` and ``landscape density`` end to end on tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from landscape.checkpoint import Checkpoint
+from landscape.data import load_dataset
+from landscape.models import build_model, model_kwargs_for
+from landscape.threat import ThreatModel
+
+
+def make_ckpt(path, threat=None, recipe=None, seed=0):
+    desc = load_dataset("fashion-mnist-mini", "test").describe()
+    kw = model_kwargs_for("small-cnn", desc, width=2, hidden=8, batchnorm=True)
+    torch.manual_seed(seed)
+    model = build_model("small-cnn", **kw)
+    return Checkpoint.create(model, arch="small-cnn", model_kwargs=kw, dataset=desc, threat=threat,
+                             recipe=recipe).save(path)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    return (make_ckpt(d / "clean.pt"), make_ckpt(d / "linf.pt", ThreatModel("linf", 0.03), seed=1))
+
+
+COMMON = ["--n-examples", 10, "--batch-size", 4, "--device", "cpu"]
+
+
+def test_hessian_cli_two_checkpoints_side_by_side(ckpts, tmp_path, cli_run):
+    out = tmp_path / "spec"
+    r = cli_run(["hessian", *ckpts, "--topk", 3, "--loss", "clean", "--trace",
+                 "--trace-samples", 4, "--out", out, *COMMON])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out.with_suffix(".csv"))
+    assert len(df) == 6 and df["label"].nunique() == 2 and df["converged"].all()
+    assert (np.diff(df[df["label"] == df["label"][0]]["eigenvalue"]) <= 0).all()
+    meta = json.loads(out.with_suffix(".json").read_text())["meta"]
+    assert meta["topk"] == 3 and len(meta["checkpoints"]) == 2
+    m = meta["checkpoints"][0]
+    assert m["loss"] == "clean" and m["n_examples"] == 10 and m["n_hvp"] > 0 and "trace" in m
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert "eigenvalue" in r.stdout
+
+
+def test_hessian_cli_adversarial_fixed_default_for_robust_checkpoint(ckpts, tmp_path, cli_run):
+    pytest.importorskip("landscape.attacks").default_attack
+    out = tmp_path / "adv"
+    r = cli_run(["hessian", ckpts[1], "--topk", 2, "--params", "classifier.*", "--out", out, *COMMON])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"][0]
+    assert m["loss"] == "adversarial" and m["perturbation_mode"] == "fixed"
+    assert m["threat"] == {"norm": "linf", "eps": 0.03} and all(p.startswith("classifier.") for p in m["params"])
+
+
+def test_density_cli(ckpts, tmp_path, cli_run):
+    out = tmp_path / "dens.png"
+    r = cli_run(["density", ckpts[0], "--loss", "clean", "--n-v", 2, "--n-steps", 8, "--out", out, *COMMON])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "dens.csv")
+    assert abs(np.trapezoid(df["density"], df["eigenvalue"]) - 1) < 1e-2
+    assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "topk0", "topk_big", "params"])
+def test_hessian_cli_bad_input(ckpts, tmp_path, cli_run, case):
+    ck = ckpts[0]
+    args = ["--topk", 3]
+    if case == "missing":
+        ck = tmp_path / "nope.pt"
+    elif case == "corrupt":
+        ck = tmp_path / "bad.pt"
+        ck.write_bytes(b"not a checkpoint at all")
+    elif case == "topk0":
+        args = ["--topk", 0]
+    elif case == "topk_big":
+        args = ["--topk", 10**7]
+    else:
+        args += ["--params", "no_such_layer"]
+    out = tmp_path / "res"
+    out.with_suffix(".csv").write_text("earlier\n")
+    r = cli_run(["hessian", ck, *args, "--loss", "clean", "--out", out, *COMMON])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("landscape: error:"), r.stderr
+    assert out.with_suffix(".csv").read_text() == "earlier\n"  # earlier results untouched
+    assert not out.with_suffix(".png").exists()
