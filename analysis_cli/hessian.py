@@ -23,6 +23,10 @@ def _common(f):
         click.option("--loss", type=click.Choice(["clean", "adversarial", "recipe"]), default=None, help=LOSS_HELP),
         click.option("--norm", default=None, help="threat model norm for the adversarial loss (default: the checkpoint's)"),
         click.option("--eps", default=None, help="budget, e.g. 20 (l0 pixels) or 8/255 (default: the checkpoint's)"),
+        click.option("--attack", default=None,
+                     help="attack for the adversarial loss (default: sparse-AutoAttack for l0, PGD/APGD otherwise)"),
+        click.option("--attack-steps", type=int, default=None, help="iterations of --attack (per stage for saa)"),
+        click.option("--attack-queries", type=int, default=None, help="Sparse-RS queries of --attack (saa, rs)"),
         click.option("--n-examples", default=1000, show_default=True, type=int, help="size of the fixed sample"),
         click.option("--batch-size", default=256, show_default=True, type=int, help="examples per HVP batch"),
         click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
@@ -74,7 +78,8 @@ def _operator(path, opts: dict, progress=True):
         ck, loss=opts["loss"], norm=opts["norm"], eps=opts["eps"], n_examples=opts["n_examples"],
         batch_size=opts["batch_size"], split=opts["split"], params=opts["params"], dtype=opts["dtype"],
         mode=opts["model_mode"], device=resolve_device(opts["device"]), seed=opts["seed"],
-        data_dir=opts["data_dir"], progress=progress)
+        data_dir=opts["data_dir"], progress=progress, attack=opts["attack"],
+        attack_kwargs={"steps": opts["attack_steps"], "n_queries": opts["attack_queries"]})
     return ck, op, meta
 
 

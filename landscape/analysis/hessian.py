@@ -362,24 +362,19 @@ def hessian_operator(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss
 
 
 # ------------------------------------------------------------------------------ from a checkpoint
-def _attack_batches(model, batches: list[Batch], norm: str, eps: float, seed: int, progress=None) -> dict:
-    """Fill ``x_adv`` of every batch with the default attack for ``(norm, eps)`` at the current weights."""
-    try:
-        from ..attacks import default_attack
-    except ImportError:
-        raise LandscapeError("adversarial losses need landscape.attacks.default_attack, which this "
-                             "installation lacks") from None
+def _attack_batches(model, batches: list[Batch], attack, seed: int, progress=None) -> dict:
+    """Fill ``x_adv`` of every batch with ``attack`` at the current weights (held fixed afterwards)."""
     from ..progress import bar
-    attack = default_attack(norm, eps)
     g = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        for b in bar(batches, desc=f"attack {norm} eps={eps:g}", progress=progress, unit="batch"):
-            b.x_adv = attack(model, b.x, b.y).detach()
+        for b in bar(batches, desc=f"attack {attack.threat}", progress=progress, unit="batch"):
+            x_adv = attack(model, b.x, b.y).detach()
+            attack.threat.assert_valid(b.x, x_adv)
+            b.x_adv = x_adv
     finally:
         torch.random.set_rng_state(g)
-    cfg = attack.config() if hasattr(attack, "config") else {"attack": type(attack).__name__}
-    return cfg
+    return attack.config() if hasattr(attack, "config") else {"attack": type(attack).__name__}
 
 
 def _soft_labels(ck, split: str, index: torch.Tensor) -> torch.Tensor | None:
@@ -400,12 +395,15 @@ def _soft_labels(ck, split: str, index: torch.Tensor) -> torch.Tensor | None:
 def operator_from_checkpoint(ck, *, loss: str | None = None, norm: str | None = None, eps=None,
                              n_examples: int = 1000, batch_size: int = 256, split: str = "test",
                              params=None, dtype="float32", mode: str = "eval", device="cpu", seed: int = 0,
-                             data_dir=None, progress=None) -> tuple[HessianOperator, dict]:
+                             data_dir=None, progress=None, attack: str | None = None,
+                             attack_kwargs: dict | None = None) -> tuple[HessianOperator, dict]:
     """The Hessian operator of a checkpoint's loss on a fixed, seeded sample, and its metadata.
 
     ``loss`` defaults to ``adversarial`` for a checkpoint with a threat model and ``clean`` otherwise.
-    Adversarial inputs come from ``default_attack(norm, eps)`` (the checkpoint's threat model unless
-    ``norm``/``eps`` are given), computed once at the checkpoint and held fixed (``mode="fixed"``).
+    Adversarial inputs come from ``attack`` (a registry name; default ``default_attack(norm, eps)``,
+    sparse-AutoAttack for l0) configured by ``attack_kwargs`` (e.g. ``steps``, ``n_queries``), under
+    the checkpoint's threat model unless ``norm``/``eps`` are given, computed once at the checkpoint
+    and held fixed (``mode="fixed"``).
     In a distributed run each rank attacks and holds only its own shard of the batches.
     """
     from ..threat import ThreatModel, parse_eps, parse_norm
@@ -446,7 +444,7 @@ def operator_from_checkpoint(ck, *, loss: str | None = None, norm: str | None = 
     index = None
     targets = None
     if loss == "recipe":
-        index = _subset_index(ds, n, seed)
+        index = ds.subset_indices(n, seed=seed)
         targets = _soft_labels(ck, split, index)
     batches = make_batches(x, y, batch_size, targets=targets.to(device) if targets is not None else None)
     rank, world = _dist()
@@ -458,28 +456,15 @@ def operator_from_checkpoint(ck, *, loss: str | None = None, norm: str | None = 
             "recipe_name": (ck.recipe or {}).get("name") if isinstance(ck.recipe, dict) else None,
             "soft_labels": targets is not None}
     if loss in ("adversarial", "recipe"):
-        meta["attack"] = _attack_batches(model, batches, threat.norm, threat.eps, seed, progress)
+        from .objective import make_attack
+        meta["attack"] = _attack_batches(model, batches, make_attack(attack, threat, kind="strong", **(attack_kwargs or {})),
+                                         seed, progress)
         meta["perturbation_mode"] = "fixed"
     spec = LossSpec(loss, recipe=ck.recipe if loss == "recipe" else None)
     op = HessianOperator(model, spec, batches, params=params, mode=mode, dtype=dtype, device=device,
                          n_total=n)
     meta.update(op.describe())
     return op, meta
-
-
-def _subset_index(ds, n: int, seed: int) -> torch.Tensor:
-    """The dataset indices :meth:`ImageDataset.subset` draws (same order)."""
-    if n >= len(ds):
-        return torch.arange(len(ds))
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(ds), generator=g)
-    labels = ds.labels.cpu()[perm]
-    rank = torch.zeros_like(labels)
-    for c in labels.unique():
-        idx = (labels == c).nonzero().flatten()
-        rank[idx] = torch.arange(len(idx))
-    perm = perm[torch.argsort(rank * (ds.num_classes + 1) + labels, stable=True)]
-    return perm[:n]
 
 
 __all__ = ["Batch", "HessianOperator", "LOSSES", "LossSpec", "hessian_operator", "make_batches",

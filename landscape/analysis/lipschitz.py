@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import LandscapeError
 from .directions import direction_norm, random_direction
-from .objective import LossObjective, soft_cross_entropy
+from .objective import LossObjective
 from .overlap import perturbed_pixels, pixel_iou
 
 
@@ -50,10 +50,12 @@ def label_smoothing_targets(y: torch.Tensor, num_classes: int, smoothing: float 
 
 
 def tradeoff_loss(alpha: float = 0.5) -> Callable:
-    """``loss_fn(model, x, x_adv, t) = (1-α)·CE(f(x), t) + α·CE(f(x_adv), t)``."""
+    """``(1-α)·CE(f(x), t) + α·CE(f(x+δ), t)``: the training library's trade-off loss (``recipe_loss``)."""
+    from ..training.losses import recipe_loss
+    recipe = {"name": "tradeoff", "norm": "l0", "eps": 1, "loss": "tradeoff", "tradeoff_alpha": float(alpha)}
+
     def fn(model, x, x_adv, t):
-        return (1 - alpha) * soft_cross_entropy(model(x), t) + alpha * soft_cross_entropy(model(x_adv), t)
-    fn.alpha = alpha
+        return recipe_loss(recipe, model, x, x_adv, t)
     return fn
 
 

@@ -27,20 +27,12 @@ from contextlib import contextmanager
 from typing import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LandscapeError
+from ..training.losses import cross_entropy
 
 MODES = ("clean", "fixed", "recomputed")
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy against hard labels (int64, (N,)) or soft targets (float, (N, C))."""
-    if targets.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        return F.cross_entropy(logits, targets.long(), reduction=reduction)
-    per = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
-    return per.mean() if reduction == "mean" else (per.sum() if reduction == "sum" else per)
 
 
 def plane_offset(d1: Mapping[str, torch.Tensor], d2: Mapping[str, torch.Tensor] | None, a: float,
@@ -169,7 +161,7 @@ class LossObjective:
                 logits = self.model(xab)
         else:
             logits = self.model(xab)
-            loss = soft_cross_entropy(logits, tb)
+            loss = cross_entropy(logits, tb)
         correct = (logits.argmax(1) == yb).sum()
         return loss, correct
 
@@ -256,7 +248,7 @@ def predict_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
         for i in range(0, len(x), batch_size):
             logits = model(x[i:i + batch_size])
             t = (targets if targets is not None else y)[i:i + batch_size]
-            losses.append(soft_cross_entropy(logits, t, reduction="none"))
+            losses.append(cross_entropy(logits, t, reduction="none"))
             correct.append(logits.argmax(1) == y[i:i + batch_size])
     finally:
         for m, was in saved:

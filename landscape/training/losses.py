@@ -28,18 +28,26 @@ import torch.nn.functional as F
 from .recipe import Recipe
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against hard labels (N,) or soft-label probability rows (N, K)."""
-    logits = logits.float()
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits (bf16/fp16 autocast) are upcast to float32; float64 stays float64."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy against hard labels (N,) or soft-label probability rows (N, K).
+
+    ``reduction``: ``mean`` (default), ``sum`` or ``none`` (per example)."""
+    logits = _upcast(logits)
     if targets.dim() == 1 and not targets.is_floating_point():
-        return F.cross_entropy(logits, targets)
-    return -(targets.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        return F.cross_entropy(logits, targets.long(), reduction=reduction)
+    per = -(targets.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1)
+    return per.mean() if reduction == "mean" else (per.sum() if reduction == "sum" else per)
 
 
 def kl_clean_adv(logits_clean: torch.Tensor, logits_adv: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """``KL(softmax(clean) ‖ softmax(adv))`` per example (``reduction='none'``) or its batch mean."""
-    logp = F.log_softmax(logits_clean.float(), dim=1)
-    logq = F.log_softmax(logits_adv.float(), dim=1)
+    logp = F.log_softmax(_upcast(logits_clean), dim=1)
+    logq = F.log_softmax(_upcast(logits_adv), dim=1)
     kl = (logp.exp() * (logp - logq)).sum(dim=1)
     return kl if reduction == "none" else kl.mean()
 

@@ -50,13 +50,23 @@ def test_hessian_cli_two_checkpoints_side_by_side(ckpts, tmp_path, cli_run):
 
 
 def test_hessian_cli_adversarial_fixed_default_for_robust_checkpoint(ckpts, tmp_path, cli_run):
-    pytest.importorskip("landscape.attacks").default_attack
     out = tmp_path / "adv"
     r = cli_run(["hessian", ckpts[1], "--topk", 2, "--params", "classifier.*", "--out", out, *COMMON])
     assert r.exit_code == 0, r.output
     m = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"][0]
     assert m["loss"] == "adversarial" and m["perturbation_mode"] == "fixed"
     assert m["threat"] == {"norm": "linf", "eps": 0.03} and all(p.startswith("classifier.") for p in m["params"])
+
+
+def test_hessian_cli_adversarial_attack_choice_l0(tmp_path, cli_run):
+    """--attack/--attack-steps choose the attack that fixes the perturbations (recorded in meta)."""
+    ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 5), seed=2)
+    out = tmp_path / "l0h"
+    r = cli_run(["hessian", ck, "--topk", 2, "--params", "classifier.4.*", "--attack", "spgd",
+                 "--attack-steps", 3, "--out", out, *COMMON])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"][0]
+    assert m["attack"]["attack"] == "spgd" and m["attack"]["steps"] == 3 and m["attack"]["eps"] == 5
 
 
 def test_density_cli(ckpts, tmp_path, cli_run):
