@@ -70,3 +70,18 @@ def test_unknown_recipe_and_bad_recipe_file(tmp_path, cli_run):
     with pytest.raises(LandscapeError, match="no scale"):
         load_recipe(bad).commands("paper", tmp_path / "bad", tmp_path)
     assert run_recipe  # API importable
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_shared_model_is_trained_by_one_identical_command(scale, tmp_path):
+    """Recipes share models under {root}/models: every command writing one --out must be the same
+    string, or the model would be trained twice with different settings."""
+    import shlex
+    by_out = {}
+    for r in RECIPES:
+        for cmd in r.commands(scale, tmp_path / r.name, tmp_path):
+            argv = shlex.split(cmd)
+            if argv[1] == "train":
+                out = argv[argv.index("--out") + 1]
+                assert by_out.setdefault(out, cmd) == cmd, f"{out}:\n{by_out[out]}\n{cmd}"
+    assert len(by_out) >= 20
