@@ -69,7 +69,7 @@ def _label(ck, meta: dict) -> str:
     return " · ".join(parts) + f" [{meta['loss']}]"
 
 
-def _operator(path, opts: dict, progress=True):
+def _operator(path, opts: dict, progress=None):
     from landscape.analysis.hessian import operator_from_checkpoint
     from landscape.checkpoint import Checkpoint
     from landscape.device import resolve_device

@@ -16,9 +16,10 @@ T = TypeVar("T")
 
 
 def enabled(progress: bool | None = None) -> bool:
-    if progress is not None:
-        return progress
-    return os.environ.get("LANDSCAPE_NO_PROGRESS", "") in ("", "0")
+    """On unless ``progress`` is False or ``LANDSCAPE_NO_PROGRESS`` is set (which always wins)."""
+    if os.environ.get("LANDSCAPE_NO_PROGRESS", "") not in ("", "0"):
+        return False
+    return True if progress is None else bool(progress)
 
 
 def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",

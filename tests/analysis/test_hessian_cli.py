@@ -62,7 +62,7 @@ def test_hessian_cli_adversarial_attack_choice_l0(tmp_path, cli_run):
     """--attack/--attack-steps choose the attack that fixes the perturbations (recorded in meta)."""
     ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 5), seed=2)
     out = tmp_path / "l0h"
-    r = cli_run(["hessian", ck, "--topk", 2, "--params", "classifier.4.*", "--attack", "spgd",
+    r = cli_run(["hessian", ck, "--topk", 2, "--params", "classifier.5.*", "--attack", "spgd",
                  "--attack-steps", 3, "--out", out, *COMMON])
     assert r.exit_code == 0, r.output
     m = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"][0]
