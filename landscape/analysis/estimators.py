@@ -143,6 +143,22 @@ def _default_tol(op) -> float:
 
 
 # --------------------------------------------------------------------------------- Lanczos top-k
+def _sort_and_check(op, lam, vec, tol: float, check: bool, progress, t0: float):
+    """Order eigenpairs by decreasing eigenvalue, time the solve, then (optionally) compute the
+    residuals ``||Hv - λv||`` with their own HVP count and the converged flags (residual <= tol·|λ|)."""
+    order = np.argsort(lam)[::-1]
+    lam, vec = np.asarray(lam, dtype=np.float64)[order], np.asarray(vec)[:, order]
+    t_solve = time.perf_counter() - t0
+    if check:
+        n1 = _n_hvp(op)
+        res = residuals(op, lam, vec, progress)
+        n_check = _n_hvp(op) - n1
+    else:
+        res, n_check = np.full(len(lam), np.nan), 0
+    conv = res <= tol * np.abs(lam) if check else np.ones(len(lam), dtype=bool)
+    return lam, vec, res, conv, n_check, t_solve
+
+
 def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
                  which: str = "LA", seed: int = 0, check: bool = True, progress=None) -> EigenResult:
     r"""Top-``k`` eigenpairs of a symmetric operator by implicitly restarted Lanczos (ARPACK).
@@ -176,16 +192,7 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     finally:
         pbar.close()
     n_solve = _n_hvp(op) - n0
-    order = np.argsort(lam)[::-1]
-    lam, vec = np.asarray(lam)[order], np.asarray(vec)[:, order]
-    t_solve = time.perf_counter() - t0
-    if check:
-        n1 = _n_hvp(op)
-        res = residuals(op, lam, vec, progress)
-        n_check = _n_hvp(op) - n1
-    else:
-        res, n_check = np.full(len(lam), np.nan), 0
-    conv = res <= tol * np.abs(lam) if check else np.ones(len(lam), dtype=bool)
+    lam, vec, res, conv, n_check, t_solve = _sort_and_check(op, lam, vec, tol, check, progress, t0)
     meta = {"which": which, "ncv": ncv, "seed": seed, "solve_time_s": round(t_solve, 4)}
     if note:
         meta["note"] = note
@@ -263,16 +270,7 @@ def power_iteration_pyhessian(op, k: int = 20, tol: float = 1e-3, maxiter: int =
     op.n_hvp += n_solve
     lam = np.asarray(lam, dtype=np.float64)
     vec = np.stack([op.to_flat(v).detach().cpu().double().numpy() for v in vecs], axis=1)
-    order = np.argsort(lam)[::-1]
-    lam, vec = lam[order], vec[:, order]
-    t_solve = time.perf_counter() - t0
-    if check:
-        n1 = _n_hvp(op)
-        res = residuals(op, lam, vec, progress)
-        n_check = _n_hvp(op) - n1
-    else:
-        res, n_check = np.full(len(lam), np.nan), 0
-    conv = res <= tol * np.abs(lam) if check else np.ones(len(lam), dtype=bool)
+    lam, vec, res, conv, n_check, t_solve = _sort_and_check(op, lam, vec, tol, check, progress, t0)
     return EigenResult(lam, vec, res, conv, tol, "power", n_solve, n_check, time.perf_counter() - t0,
                        {"maxiter": maxiter, "seed": seed, "solve_time_s": round(t_solve, 4)})
 

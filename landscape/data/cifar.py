@@ -27,7 +27,6 @@ counts and ranges) rather than by md5, so that the small test archives load too.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -41,7 +40,7 @@ import torch
 
 from ..errors import DataNotFoundError, LandscapeError
 from .base import ImageDataset
-from .idx import default_cache
+from .idx import default_cache, md5_file
 
 SPECS = {
     "cifar10": {
@@ -161,14 +160,6 @@ def find_cifar(name: str, data_dir: str | Path | None = None) -> Path | None:
 
 
 # --------------------------------------------------------------------------- download
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(name: str, data_dir: str | Path | None = None) -> Path:
     """Fetch the official tarball into ``<data_dir or cache>/``, keeping it only if its md5 matches."""
     s = _spec(name)
@@ -186,7 +177,7 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
         tmp.unlink(missing_ok=True)
         raise DataNotFoundError(f"could not download {s['url']} ({e})") from None
-    got = _md5(tmp)
+    got = md5_file(tmp)
     if got != s["md5"]:
         tmp.unlink(missing_ok=True)
         raise DataNotFoundError(f"the download of {s['url']} failed its checksum (md5 {got}, "

@@ -95,7 +95,8 @@ def write_idx(array: np.ndarray, path: str | Path) -> None:
         f.write(header + array.tobytes())
 
 
-def _md5(path: Path) -> str:
+def md5_file(path: Path) -> str:
+    """Hex md5 of a file, read in 1 MiB chunks (download checks of every dataset use it)."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -128,7 +129,7 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
     for pair in FILES.values():
         for fname in pair:
             dest = target / fname
-            if dest.is_file() and _md5(dest) == spec["md5"][fname]:
+            if dest.is_file() and md5_file(dest) == spec["md5"][fname]:
                 continue
             last_error = None
             for base in spec["urls"]:
@@ -139,7 +140,7 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
                 except (urllib.error.URLError, OSError, TimeoutError) as e:
                     last_error = e
                     continue
-                if _md5(tmp) != spec["md5"][fname]:
+                if md5_file(tmp) != spec["md5"][fname]:
                     tmp.unlink(missing_ok=True)
                     last_error = LandscapeError(f"checksum mismatch for {fname} from {base}")
                     continue
