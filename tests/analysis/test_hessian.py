@@ -206,8 +206,8 @@ def test_hutchinson_trace_within_standard_errors(data, ref):
     x, y, _ = data
     model, H, _ = ref
     op = hessian_operator(model, x, y, batch_size=BS, dtype="float64")
-    tr = hutchinson_trace(op, n_samples=100, seed=0)
-    assert tr.n_hvp == 100 and len(tr.samples) == 100 and tr.stderr > 0
+    tr = hutchinson_trace(op, n_samples=60, seed=0)
+    assert tr.n_hvp == 60 and len(tr.samples) == 60 and tr.stderr > 0
     assert abs(tr.trace - np.trace(H)) < 4 * tr.stderr
     with pytest.raises(LandscapeError):
         hutchinson_trace(op, n_samples=1)
@@ -219,7 +219,7 @@ def test_slq_density_integrates_to_one_and_its_mean_is_trace_over_n(data, ref):
     ev = np.linalg.eigvalsh(H)
     n = H.shape[0]
     op = hessian_operator(model, x, y, batch_size=BS, dtype="float64")
-    d = slq_density(op, n_v=10, n_steps=25, grid=4000, seed=0)
+    d = slq_density(op, n_v=6, n_steps=25, grid=4000, seed=0)
     assert abs(np.trapezoid(d.density, d.grid) - 1) < 1e-3
     mean = np.trapezoid(d.grid * d.density, d.grid)
     assert abs(mean - d.run_means.mean()) < 1e-3 * np.abs(ev).max()  # quadrature keeps the first moment
@@ -229,7 +229,7 @@ def test_slq_density_integrates_to_one_and_its_mean_is_trace_over_n(data, ref):
         assert t.min() >= ev.min() - 1e-8 and t.max() <= ev.max() + 1e-8
         assert abs(w.sum() - 1) < 1e-10
     assert abs(d.nodes[0].max() - ev.max()) < 1e-6 * ev.max()  # 25 steps find the top eigenvalue
-    assert d.n_hvp <= 10 * 25
+    assert d.n_hvp <= 6 * 25
 
 
 def test_bad_k(data, ref):
