@@ -160,10 +160,10 @@ def interp_table(out: str | Path, *, runs: dict, scale: str = "", name: str = "t
     for i, (label, path) in enumerate(runs.items()):
         data = pd.DataFrame(_read_json(path)["rows"])
         interp = data[data["kind"] == "interp"]
-        row = {"model": label, **{f"alpha={a:g}": 100 * acc for a, acc in zip(interp["alpha"], interp["acc"])}}
+        row = {"model": label, **{f"alpha={a:g}": round(100 * acc, 1) for a, acc in zip(interp["alpha"], interp["acc"])}}
         strong = data[data["kind"] == "strong"]
         if len(strong):
-            row["sAA"] = 100 * float(strong["acc"].iloc[0])
+            row["sAA"] = round(100 * float(strong["acc"].iloc[0]), 1)
             ax.axhline(row["sAA"], color=f"C{i}", ls=":", lw=1)
         rows.append(row)
         ax.plot(interp["alpha"], 100 * interp["acc"], "o-", color=f"C{i}", label=label)
