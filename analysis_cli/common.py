@@ -24,6 +24,26 @@ def checkpoint_argument(multiple: bool = False):
                           required=True, type=click.Path(dir_okay=False))
 
 
+GENERIC_STEMS = {"checkpoint", "ckpt", "model", "last", "best", "final"}
+
+
+def checkpoint_label(path) -> str:
+    """A short name for a checkpoint in tables and figures: its file stem, or its run folder's name
+    for generic file names (``runs/sat-1step-l0-20/checkpoint.pt`` -> ``sat-1step-l0-20``)."""
+    p = Path(str(path))
+    return p.parent.name if p.stem in GENERIC_STEMS and p.parent.name else p.stem
+
+
+def checkpoint_labels(paths) -> list[str]:
+    """:func:`checkpoint_label` of each path, made unique with ``#2``, ``#3``... where they collide."""
+    labels, seen = [], {}
+    for p in paths:
+        lab = checkpoint_label(p)
+        seen[lab] = seen.get(lab, 0) + 1
+        labels.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
+    return labels
+
+
 def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path, Path]:
     """``(figure, csv, json)`` paths for an ``--out`` given with or without a suffix."""
     out = Path(out)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .common import checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
 
 LOSS_HELP = ("clean; adversarial (perturbations from the threat model's attack at the checkpoint, held fixed); "
              "recipe (the checkpoint's training loss: soft labels, trade-off, TRADES). "
@@ -59,7 +59,7 @@ def _init_distributed(device: str) -> tuple[int, str]:
 
 
 def _label(ck, meta: dict) -> str:
-    stem = Path(str(ck.path)).stem if ck.path else "model"
+    stem = checkpoint_label(ck.path) if ck.path else "model"
     t = meta.get("threat") or meta.get("ckpt_threat")
     parts = [stem]
     if t:
@@ -109,7 +109,7 @@ def hessian(checkpoints, topk, method, tol, maxiter, trace, trace_samples, out, 
     if topk <= 0:
         raise LandscapeError(f"--topk must be positive, got {topk}")
     rank, opts["device"] = _init_distributed(opts["device"])
-    out = out or (Path(checkpoints[0]).stem + "_hessian")
+    out = out or (checkpoint_label(checkpoints[0]) + "_hessian")
     fig_path, csv_path, json_path = out_paths(out)
     frames, metas, traces = [], [], {}
     for path in checkpoints:
@@ -170,7 +170,7 @@ def density(checkpoints, n_v, n_steps, sigma, grid_points, out, **opts):
     if n_v <= 0 or n_steps <= 0 or grid_points < 2:
         raise LandscapeError("--n-v and --n-steps must be positive and --grid at least 2")
     rank, opts["device"] = _init_distributed(opts["device"])
-    out = out or (Path(checkpoints[0]).stem + "_density")
+    out = out or (checkpoint_label(checkpoints[0]) + "_density")
     fig_path, csv_path, json_path = out_paths(out)
     frames, metas, curves = [], [], []
     for path in checkpoints:

@@ -10,7 +10,7 @@ import click
 
 from landscape.errors import LandscapeError
 
-from .common import checkpoint_argument, device_option, echo_table, out_paths, parse_range, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, device_option, echo_table, out_paths, parse_range, seed_option, write_results
 from .surface import load_examples, resolve_threat
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
@@ -56,7 +56,7 @@ def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong
     threat = resolve_threat(ck, norm, eps)
     model = ck.model(dev)
     x, y, _ = load_examples(ck, split, n_examples, seed, dev)
-    name = Path(checkpoint).stem
+    name = checkpoint_label(checkpoint)
     if other is not None:
         if other.arch != ck.arch or other.model_kwargs != ck.model_kwargs:
             raise LandscapeError(f"{between} is a different architecture ({other.arch}) from {checkpoint} ({ck.arch})")
@@ -69,7 +69,7 @@ def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong
                                        bn="recalibrate" if bn_recalibrate else "interpolate", x_train=x_train,
                                        batch_size=batch_size, seed=seed)
         meta.update({"analysis": "interp-weights", "checkpoint": str(checkpoint), "between": str(between)})
-        title = f"{name} → {Path(between).stem}"
+        title = f"{name} → {checkpoint_label(between)}"
     else:
         if threat is None:
             raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")

@@ -9,7 +9,7 @@ import click
 
 from landscape.errors import LandscapeError
 
-from .common import checkpoint_argument, device_option, out_paths, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, device_option, out_paths, seed_option, write_results
 from .surface import load_examples, resolve_threat
 
 
@@ -50,7 +50,7 @@ def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, str
     df, meta = location_overlap(model, x, y, a, b, batch_size=batch_size, seed=seed)
     meta.update({"analysis": "overlap", "checkpoint": str(checkpoint), "threat": threat.to_dict(), "split": split})
     write_results(df, meta, csv_path, json_path)
-    plot_overlap(df, fig_path, title=f"{Path(checkpoint).stem}: mean IoU {meta['mean_iou_both_succeed']:.3f} "
+    plot_overlap(df, fig_path, title=f"{checkpoint_label(checkpoint)}: mean IoU {meta['mean_iou_both_succeed']:.3f} "
                                      f"(both succeed, n={meta['n_both_succeed']}), {meta['mean_iou_all']:.3f} (all)")
     click.echo(f"mean IoU (both succeed, n={meta['n_both_succeed']}): {meta['mean_iou_both_succeed']:.4f}")
     click.echo(f"mean IoU (all, n={meta['n_all']}): {meta['mean_iou_all']:.4f}")

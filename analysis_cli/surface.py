@@ -18,7 +18,7 @@ import click
 
 from landscape.errors import LandscapeError
 
-from .common import checkpoint_argument, device_option, out_paths, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_labels, device_option, out_paths, seed_option, write_results
 
 
 def parse_span(text: str) -> tuple[float, float]:
@@ -114,6 +114,7 @@ def surface(checkpoints, out, loss_mode, attack, attack_steps, norm, eps, dir_ki
     if directions_from and dir_kind == "hessian":
         raise LandscapeError("give either --directions hessian or --directions-from, not both")
     cks = [Checkpoint.load(p) for p in checkpoints]
+    labels = checkpoint_labels(checkpoints)
     dev = resolve_device(device)
     if directions_from and not Path(directions_from).exists():
         raise LandscapeError(f"directions file not found: {directions_from}")
@@ -157,8 +158,8 @@ def surface(checkpoints, out, loss_mode, attack, attack_steps, norm, eps, dir_ki
                 click.echo(f"landscape: stopped after {max_chunks} chunk(s) ({meta['points_done']}/{meta['points']} points); "
                            "rerun the same command to continue", err=True)
                 return
-            name = Path(ck.path).stem
-            meta.update({"checkpoint": str(ck.path), "summary": ck.summary(), "directions": dinfo,
+            name = labels[j]
+            meta.update({"checkpoint": str(ck.path), "label": name, "summary": ck.summary(), "directions": dinfo,
                          "loss_mode": mode, "range": [lo, hi]})
             metas.append(meta)
             frames.append(df.assign(checkpoint=name))
@@ -170,12 +171,12 @@ def surface(checkpoints, out, loss_mode, attack, attack_steps, norm, eps, dir_ki
             return
         table = pd.concat(frames, ignore_index=True)[["checkpoint", "a", "b", "loss", "acc"]]
         result_meta = {"analysis": "surface", "surfaces": metas,
-                       "cragginess": {Path(m["checkpoint"]).stem: m["cragginess"] for m in metas}}
+                       "cragginess": {m["label"]: m["cragginess"] for m in metas}}
         write_results(table, result_meta, csv_path, json_path)
         plot_surfaces(panels, fig_path)
         for m in metas:
             c = m["cragginess"]
-            click.echo(f"{Path(m['checkpoint']).stem}: centre loss {m.get('center', {}).get('loss', float('nan')):.4g}, "
+            click.echo(f"{m['label']}: centre loss {m.get('center', {}).get('loss', float('nan')):.4g}, "
                        f"second_diff {c['second_diff']:.4g}, total_variation {c['total_variation']:.4g}, "
                        f"local_minima {c['local_minima']}")
         click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")

@@ -168,3 +168,15 @@ def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
     r = cli_run(["surface", tmp_path / "missing.pt", "--out", tmp_path / "full.png"])
     assert r.exit_code == 2 and "not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert (tmp_path / "full.csv").read_bytes() == before
+
+
+def test_cli_surface_two_runs_with_the_same_file_name(cli_run, tmp_path):
+    """Run folders all hold checkpoint.pt: panels and cragginess are keyed by the run folder's name."""
+    import json
+    a = make_ckpt((tmp_path / "run_a").mkdir() or tmp_path / "run_a" / "checkpoint.pt", seed=0)
+    b = make_ckpt((tmp_path / "run_b").mkdir() or tmp_path / "run_b" / "checkpoint.pt", seed=1)
+    r = cli_run(["surface", a, b, "--loss", "clean", "--grid", "3", "--n-examples", "8", "--out", tmp_path / "s.png"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "s.json").read_text())["meta"]
+    assert set(meta["cragginess"]) == {"run_a", "run_b"}
+    assert set(pd.read_csv(tmp_path / "s.csv")["checkpoint"]) == {"run_a", "run_b"}
