@@ -261,18 +261,17 @@ def predict_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
 def make_attack(name: str | None, threat, *, kind: str = "train", **kwargs):
     """Build an attack for ``threat`` by registry name, or the default of ``kind``:
 
-    ``train`` -> ``training_attack(norm, eps)`` (the natural 1-step attack, ``spgd1`` for l0);
-    ``strong`` -> ``default_attack(norm, eps)`` (sparse-AutoAttack for l0, PGD for l2/l∞, APGD for l1).
-    Keyword arguments (``steps``, ``n_queries``, ...; None ones dropped) configure the attack.
+    ``train`` -> the natural 1-step attack (``spgd1`` for l0, ``onestep-l1``, ``fgsm``);
+    ``strong`` -> the natural evaluation attack (sparse-AutoAttack for l0, PGD for l2/l∞, APGD for l1).
+    Keyword arguments (``steps``, ``n_queries``, ...; None ones dropped) configure the attack; for a
+    default attack, options it does not take are ignored (a query budget means nothing to PGD), for
+    an attack named by the user they are an error.
     """
     if threat is None:
         raise LandscapeError("this checkpoint has no threat model; give --norm and --eps")
-    try:
-        from .. import attacks as A
-        build, default, training = A.build_attack, A.default_attack, A.training_attack
-    except (ImportError, AttributeError):
-        raise LandscapeError("the attack registry (landscape.attacks.build_attack) is not available yet") from None
+    from .. import attacks as A
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name:
-        return build(name, threat.norm, threat.eps, **kwargs)
-    return (training if kind == "train" else default)(threat.norm, threat.eps, **kwargs)
+        return A.build_attack(name, threat.norm, threat.eps, **kwargs)
+    name = (A.TRAINING_ATTACK if kind == "train" else A.STRONG_ATTACK)[threat.norm]
+    return A.build_attack(name, threat.norm, threat.eps, **A.accepted_options(name, kwargs))

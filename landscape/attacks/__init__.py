@@ -42,33 +42,22 @@ from .saa import Cascade, CascadeResult, SparseAutoAttack
 from .spgd import NoisySparsePGD, SparsePGD
 
 
-def _spgd1(eps, norm="l0", **kw):
-    kw.setdefault("steps", 1)
-    kw.setdefault("early_stop", False)
-    kw.setdefault("track_best", False)
-    kw.setdefault("random_start", True)
-    return SparsePGD(eps, norm=norm, **kw)
-
-
-def _spgd_projected(eps, norm="l0", **kw):
-    kw["projected"] = True
-    return SparsePGD(eps, norm=norm, **kw)
-
-
-#: name -> (factory(eps, norm=..., **kwargs), norms it attacks)
+#: name -> (class, norms it attacks, preset keyword arguments); the user's keywords override presets
+#: except ``projected`` of spgd-projected
 ATTACKS = {
-    "spgd": (lambda eps, norm="l0", **kw: SparsePGD(eps, norm=norm, **kw), ("l0",)),
-    "spgd-projected": (_spgd_projected, ("l0",)),
-    "rs": (lambda eps, norm="l0", **kw: SparseRS(eps, norm=norm, **kw), ("l0",)),
-    "saa": (lambda eps, norm="l0", **kw: SparseAutoAttack(eps, norm=norm, **kw), ("l0",)),
-    "pgd": (lambda eps, norm="linf", **kw: PGD(eps, norm, **kw), ("linf", "l2")),
-    "apgd": (lambda eps, norm="l1", **kw: APGDL1(eps, norm=norm, **kw), ("l1",)),
-    "fgsm": (lambda eps, norm="linf", **kw: FGSM(eps, norm, **kw), ("linf", "l2")),
-    "nfgsm": (lambda eps, norm="linf", **kw: NFGSM(eps, norm, **kw), ("linf", "l2")),
-    "onestep-l1": (lambda eps, norm="l1", **kw: OneStepL1(eps, norm=norm, **kw), ("l1",)),
-    "spgd1": (_spgd1, ("l0",)),
-    "nspgd1": (lambda eps, norm="l0", **kw: NoisySparsePGD(eps, norm=norm, **kw), ("l0",)),
+    "spgd": (SparsePGD, ("l0",), {}),
+    "spgd-projected": (SparsePGD, ("l0",), {"projected": True}),
+    "rs": (SparseRS, ("l0",), {}),
+    "saa": (SparseAutoAttack, ("l0",), {}),
+    "pgd": (PGD, ("linf", "l2"), {}),
+    "apgd": (APGDL1, ("l1",), {}),
+    "fgsm": (FGSM, ("linf", "l2"), {}),
+    "nfgsm": (NFGSM, ("linf", "l2"), {}),
+    "onestep-l1": (OneStepL1, ("l1",), {}),
+    "spgd1": (SparsePGD, ("l0",), {"steps": 1, "early_stop": False, "track_best": False, "random_start": True}),
+    "nspgd1": (NoisySparsePGD, ("l0",), {}),
 }
+_FORCED = {"spgd-projected": {"projected": True}}
 
 #: keyword names that some attacks call differently; build_attack translates them
 _ALIASES = {"rs": {"steps": "n_queries"}}
@@ -83,7 +72,7 @@ def build_attack(name: str, norm: str, eps: float, **kwargs) -> Attack:
     key = str(name).strip().lower()
     if key not in ATTACKS:
         raise LandscapeError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
-    factory, norms = ATTACKS[key]
+    cls, norms, preset = ATTACKS[key]
     norm = parse_norm(norm)
     if norm not in norms:
         raise LandscapeError(f"attack {key} is for {'/'.join(norms)} perturbations, not {norm}")
@@ -91,10 +80,33 @@ def build_attack(name: str, norm: str, eps: float, **kwargs) -> Attack:
     for a, b in _ALIASES.get(key, {}).items():
         if a in kw:
             kw[b] = kw.pop(a)
+    kw = {**preset, **kw, **_FORCED.get(key, {})}
     try:
-        return factory(eps, norm=norm, **kw)
+        return cls(eps, norm=norm, **kw)
     except TypeError as e:
         raise LandscapeError(f"attack {key} does not accept these options ({e})") from None
+
+
+#: the natural strong (evaluation) attack of each norm
+STRONG_ATTACK = {"l0": "saa", "l1": "apgd", "l2": "pgd", "linf": "pgd"}
+#: the natural one-step training attack of each norm, and its noisy (N-FGSM-style) version
+TRAINING_ATTACK = {"l0": "spgd1", "l1": "onestep-l1", "l2": "fgsm", "linf": "fgsm"}
+NOISY_TRAINING_ATTACK = {"l0": "nspgd1", "l1": "onestep-l1", "l2": "nfgsm", "linf": "nfgsm"}
+
+
+def accepted_options(name: str, kwargs: dict) -> dict:
+    """The subset of ``kwargs`` that attack ``name`` takes (None values dropped).
+
+    Used where one budget (``--attack-steps``, ``--attack-queries``) is applied to each checkpoint's
+    *default* attack, whose type depends on the checkpoint's norm: PGD has no query budget."""
+    import inspect
+    cls = ATTACKS[str(name).strip().lower()][0]
+    params = inspect.signature(cls.__init__).parameters
+    kw = {k: v for k, v in kwargs.items() if v is not None}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kw
+    aliases = _ALIASES.get(str(name).strip().lower(), {})
+    return {k: v for k, v in kw.items() if k in params or k in aliases}
 
 
 def default_attack(norm: str, eps: float, strong: bool = True, **kwargs) -> Attack:
@@ -105,8 +117,7 @@ def default_attack(norm: str, eps: float, strong: bool = True, **kwargs) -> Atta
     """
     norm = parse_norm(norm)
     if strong:
-        name = {"l0": "saa", "l1": "apgd", "l2": "pgd", "linf": "pgd"}[norm]
-        return build_attack(name, norm, eps, **kwargs)
+        return build_attack(STRONG_ATTACK[norm], norm, eps, **kwargs)
     name, steps = {"l0": ("spgd", 100), "l1": ("apgd", 20), "l2": ("pgd", 10), "linf": ("pgd", 10)}[norm]
     kwargs.setdefault("steps", steps)
     return build_attack(name, norm, eps, **kwargs)
@@ -115,15 +126,9 @@ def default_attack(norm: str, eps: float, strong: bool = True, **kwargs) -> Atta
 def training_attack(norm: str, eps: float, noise: bool = False, **kwargs) -> Attack:
     """The natural one-step training attack: spgd1/nspgd1 (l0), onestep-l1 (l1), fgsm/nfgsm (l2, l∞)."""
     norm = parse_norm(norm)
-    if norm == "l0":
-        name = "nspgd1" if noise else "spgd1"
-    elif norm == "l1":
-        name = "onestep-l1"
-    else:
-        name = "nfgsm" if noise else "fgsm"
-    return build_attack(name, norm, eps, **kwargs)
+    return build_attack((NOISY_TRAINING_ATTACK if noise else TRAINING_ATTACK)[norm], norm, eps, **kwargs)
 
 
 __all__ = ["APGDL1", "ATTACKS", "Attack", "Cascade", "CascadeResult", "FGSM", "NFGSM", "NoisySparsePGD",
-           "OneStepL1", "PGD", "SparseAutoAttack", "SparsePGD", "SparseRS", "build_attack", "default_attack",
+           "OneStepL1", "PGD", "STRONG_ATTACK", "TRAINING_ATTACK", "accepted_options", "SparseAutoAttack", "SparsePGD", "SparseRS", "build_attack", "default_attack",
            "model_mode", "no_param_grad", "training_attack"]

@@ -101,3 +101,17 @@ def test_hessian_cli_bad_input(ckpts, tmp_path, cli_run, case):
     assert len(lines) == 1 and lines[0].startswith("landscape: error:"), r.stderr
     assert out.with_suffix(".csv").read_text() == "earlier\n"  # earlier results untouched
     assert not out.with_suffix(".png").exists()
+
+
+def test_hessian_cli_one_budget_for_checkpoints_of_different_norms(tmp_path, cli_run):
+    """--attack-steps/--attack-queries apply to each checkpoint's default attack; PGD/APGD ignore
+    the query budget instead of failing (the paper's panel puts l0 beside l1/l2/l∞)."""
+    l0 = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 3), seed=3)
+    l1 = make_ckpt(tmp_path / "l1.pt", ThreatModel("l1", 2.0), seed=4)
+    out = tmp_path / "mixed"
+    r = cli_run(["hessian", l0, l1, "--topk", 2, "--params", "classifier.5.*", "--attack-steps", 2,
+                 "--attack-queries", 3, "--out", out, *COMMON])
+    assert r.exit_code == 0, r.output
+    a, b = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"]
+    assert a["attack"]["attack"] == "saa" and a["attack"]["stages"]["rs"]["n_queries"] == 3
+    assert b["attack"]["attack"] == "apgd" and b["attack"]["steps"] == 2

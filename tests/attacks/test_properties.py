@@ -12,7 +12,7 @@ from .helpers import bn_model
 FAST = {"spgd": {"steps": 8}, "spgd-projected": {"steps": 8}, "rs": {"n_queries": 30},
         "saa": {"steps": 5, "n_queries": 20}, "pgd": {"steps": 4, "restarts": 2}, "apgd": {"steps": 8}}
 EPS = {"l0": 3, "l1": 2.0, "l2": 0.7, "linf": 0.1}
-CASES = [(name, norm) for name, (_, norms) in ATTACKS.items() for norm in norms]
+CASES = [(name, norm) for name, (_, norms, _) in ATTACKS.items() for norm in norms]
 
 
 @pytest.mark.parametrize("name,norm", CASES)
@@ -99,3 +99,12 @@ def test_seed_makes_attacks_reproducible():
     for name in ("spgd", "rs"):
         a = build_attack(name, "l0", 2, seed=5, steps=10)
         assert torch.equal(a(model, x, y), a(model, x, y))
+
+
+def test_accepted_options_drop_what_a_default_attack_does_not_take():
+    """One budget applied to each norm's default attack: PGD/APGD have no query budget."""
+    from landscape.attacks import STRONG_ATTACK, accepted_options
+    assert accepted_options(STRONG_ATTACK["l1"], {"steps": 5, "n_queries": 9}) == {"steps": 5}
+    assert accepted_options(STRONG_ATTACK["l0"], {"steps": 5, "n_queries": 9, "seed": None}) == {"steps": 5, "n_queries": 9}
+    assert accepted_options("rs", {"steps": 7}) == {"steps": 7}  # translated to n_queries by build_attack
+    assert build_attack("rs", "l0", 3, steps=7).n_queries == 7
