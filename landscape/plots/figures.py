@@ -71,7 +71,7 @@ def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: 
 
     out = Path(out)
     rows, summary = [], []
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.6, 4.2))
     for i, (label, run) in enumerate(runs.items()):
         path = Path(run) / "metrics.csv"
         if not path.exists():
@@ -79,7 +79,7 @@ def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: 
         m = pd.read_csv(path)
         color = f"C{i}"
         ax.plot(m["epoch"], 100 * m["monitor_train_attack_acc"], "--", color=color, label=f"{label}: training attack")
-        ax.plot(m["epoch"], 100 * m["monitor_strong_acc"], "-", color=color, label=f"{label}: multi-step sPGD")
+        ax.plot(m["epoch"], 100 * m["monitor_strong_acc"], "-", color=color, label=f"{label}: strong attack (monitor)")
         for _, r in m.iterrows():
             rows += [{"run": label, "epoch": int(r["epoch"]), "metric": k, "accuracy": float(r[k])}
                      for k in ("monitor_clean_acc", "monitor_train_attack_acc", "monitor_strong_acc")]
@@ -94,7 +94,7 @@ def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: 
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy on held-out images (%)")
     ax.set_title("Catastrophic overfitting: training attack vs strong attacks")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png = out / f"{name}.png"
