@@ -64,18 +64,13 @@ def default_arch(shape) -> str:
     return "small-cnn" if shape[-1] <= 28 else "preact-resnet18"
 
 
-_ATTACK_CLASSES = {"spgd": "SparsePGD", "spgd-projected": "SparsePGD", "spgd1": "SparsePGD",
-                   "nspgd1": "NoisySparsePGD", "rs": "SparseRS", "saa": "SparseAutoAttack", "pgd": "PGD",
-                   "apgd": "APGDL1", "fgsm": "FGSM", "nfgsm": "NFGSM", "onestep-l1": "OneStepL1"}
-
-
 def make_attack(name: str, norm: str, eps: float, kwargs: dict | None = None, *, steps: int | None = None,
                 project: bool | None = None):
     """``build_attack`` with ``steps``/``project`` passed only to attacks that take them."""
     from .. import attacks
     kw = dict(kwargs or {})
-    cls = getattr(attacks, _ATTACK_CLASSES.get(name, ""), None)
-    params = set(inspect.signature(cls.__init__).parameters) if cls is not None else set()
+    entry = attacks.ATTACKS.get(str(name).strip().lower())
+    params = set(inspect.signature(entry[0].__init__).parameters) if entry else set()
     if steps is not None and "steps" in params:
         kw.setdefault("steps", steps)
     elif steps is not None and steps > 1:
