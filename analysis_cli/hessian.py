@@ -63,7 +63,8 @@ def _label(ck, meta: dict) -> str:
     t = meta.get("threat") or meta.get("ckpt_threat")
     parts = [stem]
     if t:
-        parts.append(f"{t['norm']} ε={t['eps']:g}")
+        from landscape.threat import ThreatModel
+        parts.append(str(ThreatModel(t["norm"], t["eps"])))
     if meta.get("recipe_name"):
         parts.append(str(meta["recipe_name"]))
     return " · ".join(parts) + f" [{meta['loss']}]"

@@ -40,7 +40,8 @@ def plot_spectra(df, path, *, traces: dict | None = None, title: str | None = No
     ``traces`` maps a label to ``(trace, stderr)`` and is shown on the right panel's bars.
     """
     labels = list(dict.fromkeys(df["label"]))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.6 + 0.25 * len(labels)),
+                                   gridspec_kw={"width_ratios": [1.6, 1]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     positive = bool((df["eigenvalue"] > 0).all())
     for i, lab in enumerate(labels):
@@ -55,7 +56,7 @@ def plot_spectra(df, path, *, traces: dict | None = None, title: str | None = No
     ax1.set_xlabel("rank")
     ax1.set_ylabel("Hessian eigenvalue")
     ax1.grid(alpha=0.3, which="both")
-    ax1.legend(fontsize=8, frameon=False)
+    ax1.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     tops = [float(df[df["label"] == lab]["eigenvalue"].max()) for lab in labels]
     x = np.arange(len(labels))
     ax2.bar(x, tops, color=[colors[i % len(colors)] for i in range(len(labels))])
@@ -66,7 +67,7 @@ def plot_spectra(df, path, *, traces: dict | None = None, title: str | None = No
             text += f"\ntr {tr:.3g}±{se:.2g}"
         ax2.annotate(text, (i, tops[i]), ha="center", va="bottom", fontsize=7)
     ax2.set_xticks(x)
-    ax2.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+    ax2.set_xticklabels([lab.split(" · ")[0] for lab in labels], rotation=30, ha="right", fontsize=7)
     ax2.set_ylabel(r"$\lambda_{\max}$")
     ax2.margins(y=0.2)
     if title:
