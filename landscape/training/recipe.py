@@ -33,6 +33,9 @@ example keeps a target row ``t_i`` (one-hot at first); from epoch ``sat_start`` 
 ``t_i ← m·t_i + (1-m)·softmax(f(x_i))`` with ``m = sat_momentum``, and the losses above use ``t_i``.
 SAT's sample re-weighting is not used.
 
+Budget warm-up (``eps_warmup=E``): the training attack's budget is ``train_eps·min(1, t/E)`` with
+``t`` the fractional epoch at the current step (l0 budgets round to whole pixels, at least 1).
+
 Noise (``noise=True``) switches a 1-step attack to its N-FGSM-style noisy version (de Jorge et al.
 2022): ``spgd1 -> nspgd1``, ``fgsm -> nfgsm``; an attack that already is noisy stays as it is.
 """
@@ -79,6 +82,10 @@ class Recipe:
     sat_start: int = 0
     # N-FGSM-style noise for 1-step attacks
     noise: bool = False
+    # budget warm-up: the training budget ramps linearly from 0 to train_eps over this many epochs
+    # (0 = off). Small networks on SGD sit on the ln(K) plateau under a full-size l2/l∞ attack from
+    # the first step; a ramp lets them leave it.
+    eps_warmup: float = 0.0
     # optimisation (PreActResNet18 defaults of the paper)
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -105,6 +112,8 @@ class Recipe:
         self.eps = float(ThreatModel(self.norm, self.eps).eps)
         if self.train_eps is not None:
             self.train_eps = float(ThreatModel(self.norm, self.train_eps).eps)
+        if not (self.eps_warmup >= 0):
+            raise LandscapeError(f"eps_warmup must be a number of epochs >= 0, got {self.eps_warmup}")
         if self.loss not in LOSSES:
             raise LandscapeError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         self.trades_variant = str(self.trades_variant).upper()

@@ -80,6 +80,18 @@ def make_attack(name: str, norm: str, eps: float, kwargs: dict | None = None, *,
     return attacks.build_attack(name, norm, eps, **kw)
 
 
+def warmup_fraction(recipe: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Share of the training budget used at this step (1 without ``eps_warmup``)."""
+    if not recipe.eps_warmup or recipe.eps_warmup <= 0:
+        return 1.0
+    return min(1.0, (epoch + (step + 1) / steps_per_epoch) / recipe.eps_warmup)
+
+
+def warmup_eps(recipe: Recipe, frac: float) -> float:
+    eps = recipe.train_threat.eps * frac
+    return float(max(1, round(eps))) if recipe.norm == "l0" else max(eps, 1e-6)
+
+
 class _InterruptFlag:
     """SIGINT sets a flag; the loop saves at the next step boundary and raises KeyboardInterrupt."""
 
@@ -303,10 +315,15 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                     x = x.contiguous(memory_format=torch.channels_last)
                 targets = soft.targets(idx, epoch) if soft is not None else y
                 # --- attack (fp32, eval mode, on the bare model)
+                attack = train_attack
+                frac = warmup_fraction(recipe, epoch, step, steps_per_epoch)
+                if frac < 1:
+                    attack = make_attack(recipe.attack_name, recipe.norm, warmup_eps(recipe, frac),
+                                         recipe.attack_kwargs, steps=recipe.steps)
                 if recipe.attack_objective == "kl":
-                    x_adv = train_attack(KLObjective(model, x, y), x, y)
+                    x_adv = attack(KLObjective(model, x, y), x, y)
                 else:
-                    x_adv = train_attack(model, x, y)
+                    x_adv = attack(model, x, y)
                 # --- loss and update
                 with autocast():
                     lc, la = fwd(x_adv, x if recipe.needs_clean_forward else None)
