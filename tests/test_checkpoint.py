@@ -175,3 +175,19 @@ def test_import_preact_state_dict_with_module_prefix(tmp_path):
         import_state_dict(tmp_path / "spgd.pth", tmp_path / "o3.pt", arch="preact-resnet18", dataset=meta,
                           model_kwargs={"width": 0.25})
     assert not (tmp_path / "o3.pt").exists()
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """mkstemp makes 0600 files; results and checkpoints must be readable like any other file."""
+    import os
+    import stat
+
+    from landscape.checkpoint import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_save({"a": 1}, tmp_path / "c.pt")
+        atomic_write_text(tmp_path / "r.csv", "x\n1\n")
+    finally:
+        os.umask(old)
+    for name in ("c.pt", "r.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..errors import LandscapeError
+from . import save_figure
 
 
 def _read_json(path: str | Path) -> dict:
@@ -98,8 +99,7 @@ def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png = out / f"{name}.png"
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save_figure(fig, png)
     _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale, "runs": {k: str(v) for k, v in runs.items()}},
            out / f"{name}_curves")
     _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "training-attack acc - sAA acc >= 0.3 and sAA <= 1/3 of it"},
@@ -145,8 +145,7 @@ def results_table(out: str | Path, *, rows: list, name: str = "table", scale: st
     ax.legend(fontsize=8)
     fig.tight_layout()
     png = out / f"{name}.png"
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save_figure(fig, png)
     _write(df, {"figure": png.name, "scale": scale, "title": title}, out / name)
     return [png]
 
@@ -174,7 +173,6 @@ def interp_table(out: str | Path, *, runs: dict, scale: str = "", name: str = "t
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png = out / f"{name}.png"
-    fig.savefig(png, dpi=130)
-    plt.close(fig)
+    save_figure(fig, png)
     _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale}, out / name)
     return [png]

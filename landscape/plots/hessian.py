@@ -17,21 +17,8 @@ import numpy as np  # noqa: E402
 
 
 def _save(fig, path) -> Path:
-    import os
-    import tempfile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    from . import save_figure
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_spectra(df, path, *, traces: dict | None = None, title: str | None = None) -> Path:

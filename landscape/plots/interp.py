@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .surface import save_figure  # noqa: E402
+from . import save_figure  # noqa: E402
 
 
 def plot_interp(df, path: str | Path | None = None, *, title: str = "", xlabel: str = "α"):

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .surface import save_figure  # noqa: E402
+from . import save_figure  # noqa: E402
 
 PANELS = [("loss_lip", "|ΔL| / ‖Δθ‖"), ("grad_lip", "‖Δ∇L‖ / ‖Δθ‖ (δ recomputed)"),
           ("grad_lip_fixed", "‖Δ∇L‖ / ‖Δθ‖ (δ held)"), ("delta_l2", "mean ‖δ₁ − δ₂‖₂"),

@@ -52,19 +52,6 @@ def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels:
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Save atomically (a temporary file beside ``path``, then a rename) and close the figure."""
-    import os
-    import tempfile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format=(path.suffix[1:] or "png"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    """Save atomically and close the figure (see :func:`landscape.plots.save_figure`)."""
+    from . import save_figure as _save
+    return _save(fig, path, dpi=120)

@@ -35,5 +35,6 @@ def plot_training_curves(metrics, out: str | Path | None = None, title: str = ""
         ax.set_title(title)
     fig.tight_layout()
     if out is not None:
-        fig.savefig(out, dpi=150)
+        from . import save_figure
+        save_figure(fig, out, dpi=150, close=False)  # the caller gets the figure back
     return fig
