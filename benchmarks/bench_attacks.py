@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--queries", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (the model is trained on the CPU, then moved)")
     args = ap.parse_args()
 
     from landscape.attacks import SparseAutoAttack, SparsePGD
@@ -66,11 +67,13 @@ def main():
     from landscape.evaluation import evaluate
 
     t0 = time.perf_counter()
-    model = quick_model(args.train_epochs)
+    from landscape.device import resolve_device
+    dev = resolve_device(args.device)
+    model = quick_model(args.train_epochs).to(dev)
     train_s = time.perf_counter() - t0
     test = load_dataset("fashion-mnist", "test", data_dir=args.data_dir, download=False)
     sub = test.subset(max(args.batch, args.n_images), seed=0)
-    x_all, y_all = sub.images.float() / 255, sub.labels
+    x_all, y_all = (sub.images.float() / 255).to(dev), sub.labels.to(dev)
     with torch.no_grad():
         clean = float((model(x_all).argmax(1) == y_all).float().mean())
 
@@ -81,6 +84,8 @@ def main():
     for _ in range(args.repeats):
         t = time.perf_counter()
         spgd(model, xb, yb)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         its.append(args.spgd_steps / (time.perf_counter() - t))
     it_s = statistics.median(its)
     print(f"model clean acc {clean:.3f} (trained in {train_s:.0f}s); sPGD it/s {its}", file=sys.stderr, flush=True)
@@ -89,7 +94,7 @@ def main():
     walls, dfs = [], []
     for _ in range(args.repeats):
         df, meta = evaluate(model, x_all[:args.n_images], y_all[:args.n_images], saa, batch_size=args.n_images,
-                            device="cpu", progress=False)
+                            device=dev, progress=False)
         walls.append(meta["wall_seconds"])
         dfs.append(df)
         print(f"sAA run: {meta['wall_seconds']:.1f}s; " + ", ".join(
