@@ -7,7 +7,6 @@ sample's batches and the Hessian-vector products are all-reduced; rank 0 prints 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 

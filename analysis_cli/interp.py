@@ -4,7 +4,6 @@ straight line between the weights of two checkpoints."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 

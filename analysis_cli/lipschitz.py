@@ -8,7 +8,7 @@ import click
 from landscape.errors import LandscapeError
 
 from .common import checkpoint_argument, device_option, echo_table, out_paths, parse_range, seed_option, write_results
-from .surface import load_examples, resolve_threat
+from .surface import load_adversarial
 
 
 @click.command()
@@ -37,21 +37,14 @@ def lipschitz(checkpoint, out, radii, compare, direction, n_directions, smoothin
     """Lipschitz estimates of the recomputed adversarial loss of CHECKPOINT at several radii."""
     from landscape.analysis.lipschitz import build_variants, lipschitz_estimates
     from landscape.analysis.objective import make_attack
-    from landscape.checkpoint import Checkpoint
-    from landscape.device import resolve_device
     from landscape.plots.lipschitz import plot_lipschitz
 
     radii_v = parse_range(radii, "--radii")
     if any(r <= 0 for r in radii_v):
         raise LandscapeError(f"--radii {radii!r}: every radius must be positive")
     fig_path, csv_path, json_path = out_paths(out)
-    ck = Checkpoint.load(checkpoint)
-    threat = resolve_threat(ck, norm, eps)
-    if threat is None:
-        raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")
-    dev = resolve_device(device)
-    model = ck.model(dev)
-    x, y, ds = load_examples(ck, split, n_examples, seed, dev)
+    ck, threat, model, x, y, ds = load_adversarial(checkpoint, norm, eps, device, split, n_examples, seed)
+    dev = x.device
     soft, soft_source = None, f"label smoothing {smoothing:g}"
     if split == "train" and "labels" in compare:
         from landscape.analysis.hessian import _soft_labels  # SAT targets of the training examples, if any

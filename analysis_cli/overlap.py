@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
-from landscape.errors import LandscapeError
 
 from .common import checkpoint_argument, checkpoint_label, device_option, out_paths, seed_option, write_results
-from .surface import load_examples, resolve_threat
+from .surface import load_adversarial
 
 
 @click.command()
@@ -33,18 +31,10 @@ def overlap(checkpoint, out, norm, eps, attack, strong_attack, strong_steps, str
     and over all images where either perturbs a pixel)."""
     from landscape.analysis.objective import make_attack
     from landscape.analysis.overlap import location_overlap
-    from landscape.checkpoint import Checkpoint
-    from landscape.device import resolve_device
     from landscape.plots.interp import plot_overlap
 
     fig_path, csv_path, json_path = out_paths(out)
-    ck = Checkpoint.load(checkpoint)
-    threat = resolve_threat(ck, norm, eps)
-    if threat is None:
-        raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")
-    dev = resolve_device(device)
-    model = ck.model(dev)
-    x, y, _ = load_examples(ck, split, n_examples, seed, dev)
+    ck, threat, model, x, y, _ = load_adversarial(checkpoint, norm, eps, device, split, n_examples, seed)
     a = make_attack(attack, threat, kind="train")
     b = make_attack(strong_attack, threat, kind="strong", steps=strong_steps, n_queries=strong_queries)
     df, meta = location_overlap(model, x, y, a, b, batch_size=batch_size, seed=seed)

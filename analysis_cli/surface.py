@@ -11,7 +11,6 @@ any registered attack (e.g. ``spgd`` with ``--attack-steps 20``) for a multi-ste
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -49,6 +48,21 @@ def resolve_threat(ck, norm: str | None = None, eps=None):
             return None
         raise LandscapeError(f"{ck.path} has no threat model; give both --norm and --eps")
     return ThreatModel(norm or t.norm, eps if eps is not None else t.eps)
+
+
+def load_adversarial(checkpoint, norm, eps, device, split: str, n: int | None, seed: int):
+    """The checkpoint, its threat model (``--norm``/``--eps`` override it; one is required), the
+    model on the device and a fixed sample: ``(ck, threat, model, x, y, ds)``."""
+    from landscape.checkpoint import Checkpoint
+    from landscape.device import resolve_device
+    ck = Checkpoint.load(checkpoint)
+    threat = resolve_threat(ck, norm, eps)
+    if threat is None:
+        raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")
+    dev = resolve_device(device)
+    model = ck.model(dev)
+    x, y, ds = load_examples(ck, split, n, seed, dev)
+    return ck, threat, model, x, y, ds
 
 
 def _maybe_init_dist(device):

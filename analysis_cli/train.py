@@ -47,7 +47,7 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     from landscape.errors import LandscapeError
     from landscape.threat import parse_eps, parse_norm
     from landscape.training.presets import get_preset, scale_for
-    from landscape.training.trainer import default_arch, train as run_train
+    from landscape.training.trainer import train as run_train
     from landscape.data import DATASETS
 
     norm = parse_norm(norm) if norm is not None else (None if preset else "l0")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn

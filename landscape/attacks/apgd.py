@@ -47,7 +47,6 @@ def checkpoints(steps: int) -> list[int]:
 
 def sparse_direction(g: torch.Tensor, x_cur: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Unit-l1 ascent direction on the ``q`` (per example) movable coordinates with the largest |g|."""
-    n = g.shape[0]
     blocked = ((x_cur >= 1) & (g > 0)) | ((x_cur <= 0) & (g < 0))
     score = g.abs().masked_fill(blocked, -1.0).flatten(1)
     d = score.shape[1]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import Checkpoint, atomic_write_text, read_weights_only
+from ..checkpoint import Checkpoint, atomic_write_text
 from ..device import resolve_device
 from ..errors import LandscapeError
 from ..models import ARCHS, build_model, model_kwargs_for
@@ -440,7 +440,8 @@ def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int
             "eval_attack_kwargs": dict(recipe.eval_attack_kwargs)}
 
 
-def DeviceLoaderFor(ds, recipe: Recipe, seed: int, info) -> "DeviceLoader":
+def DeviceLoaderFor(ds, recipe: Recipe, seed: int, info):
+    """The (sharded, seeded, resumable) loader of the training split for ``recipe``."""
     from ..data import DeviceLoader
     return DeviceLoader(ds, recipe.batch_size, shuffle=True, augment=recipe.augment, seed=seed,
                         drop_last=False, shard=(info.rank, info.world))

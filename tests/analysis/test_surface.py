@@ -10,10 +10,9 @@ import torch
 from landscape.analysis.cragginess import cragginess, local_minima
 from landscape.analysis.directions import random_directions
 from landscape.analysis.objective import LossObjective, predict_stats
-from landscape.analysis.surface import compute_surface, grid_array
+from landscape.analysis.surface import compute_surface
 from landscape.attacks import Attack
 from landscape.checkpoint import Checkpoint
-from landscape.errors import LandscapeError
 from landscape.models import build_model
 
 from .test_objective import closed_form, data, linear_model
