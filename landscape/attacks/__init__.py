@@ -22,9 +22,10 @@ Registry names
     onestep-l1         l1                     one-step l1 attack (Fast-EG-l1 style)
     spgd1              l0                     one-step sparse-PGD with random start (training)
     nspgd1             l0                     random sparse noise + one sPGD step (NOT projected: training)
+    nspgd              l0                     random sparse noise + multi-step sPGD (NOT projected: training)
     =================  =====================  ==========================================================
 
-All but ``nfgsm`` and ``nspgd1`` (whose ``project`` flag defaults to False, as N-FGSM's does) return
+All but ``nfgsm``, ``nspgd1`` and ``nspgd`` (whose ``project`` flag defaults to False, as N-FGSM's does) return
 points inside their :class:`~landscape.threat.ThreatModel`.
 """
 
@@ -56,6 +57,7 @@ ATTACKS = {
     "onestep-l1": (OneStepL1, ("l1",), {}),
     "spgd1": (SparsePGD, ("l0",), {"steps": 1, "early_stop": False, "track_best": False, "random_start": True}),
     "nspgd1": (NoisySparsePGD, ("l0",), {}),
+    "nspgd": (NoisySparsePGD, ("l0",), {"steps": 10}),
 }
 _FORCED = {"spgd-projected": {"projected": True}}
 

@@ -36,8 +36,10 @@ SAT's sample re-weighting is not used.
 Budget warm-up (``eps_warmup=E``): the training attack's budget is ``train_eps·min(1, t/E)`` with
 ``t`` the fractional epoch at the current step (l0 budgets round to whole pixels, at least 1).
 
-Noise (``noise=True``) switches a 1-step attack to its N-FGSM-style noisy version (de Jorge et al.
-2022): ``spgd1 -> nspgd1``, ``fgsm -> nfgsm``; an attack that already is noisy stays as it is.
+Noise (``noise=True``) switches the training attack to its N-FGSM-style noisy version (de Jorge et al.
+2022): ``spgd1 -> nspgd1``, ``fgsm -> nfgsm``, and for multi-step sAT/sTRADES (the paper's "+S&N")
+``spgd -> nspgd``: random sparse noise on k pixels, then the recipe's sPGD steps from the noisy point,
+not projected back. An attack that already is noisy stays as it is.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ from ..threat import ThreatModel, parse_eps, parse_norm
 LOSSES = ("ce", "tradeoff", "trades")
 TRADES_VARIANTS = ("T", "F")
 SCHEDULES = ("step", "constant", "cosine")
-#: the noisy (N-FGSM-style) version of each 1-step attack
-NOISY = {"spgd1": "nspgd1", "fgsm": "nfgsm"}
-NOISY_NAMES = set(NOISY.values()) | {"nspgd1", "nfgsm"}
+#: the noisy (N-FGSM-style) version of each training attack
+NOISY = {"spgd1": "nspgd1", "spgd": "nspgd", "fgsm": "nfgsm"}
+NOISY_NAMES = set(NOISY.values())
 
 
 @dataclass
@@ -162,7 +164,7 @@ class Recipe:
         """The registry name of the training attack after applying ``noise``."""
         if self.noise and self.attack not in NOISY_NAMES:
             if self.attack not in NOISY:
-                raise LandscapeError(f"noise=True needs a 1-step attack with a noisy version "
+                raise LandscapeError(f"noise=True needs a training attack with a noisy version "
                                      f"({', '.join(NOISY)}); {self.attack!r} has none")
             return NOISY[self.attack]
         return self.attack

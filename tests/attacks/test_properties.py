@@ -10,7 +10,7 @@ from landscape.threat import ThreatModel
 from .helpers import bn_model
 
 FAST = {"spgd": {"steps": 8}, "spgd-projected": {"steps": 8}, "rs": {"n_queries": 30},
-        "saa": {"steps": 5, "n_queries": 20}, "pgd": {"steps": 4, "restarts": 2}, "apgd": {"steps": 8}}
+        "saa": {"steps": 5, "n_queries": 20}, "pgd": {"steps": 4, "restarts": 2}, "apgd": {"steps": 8}, "nspgd": {"steps": 3}}
 EPS = {"l0": 3, "l1": 2.0, "l2": 0.7, "linf": 0.1}
 CASES = [(name, norm) for name, (_, norms, _) in ATTACKS.items() for norm in norms]
 
@@ -31,7 +31,7 @@ def test_output_in_threat_model_box_and_mode_restored(name, norm):
     assert ((x_adv >= 0) & (x_adv <= 1)).all()
     assert not x_adv.requires_grad
     tm = ThreatModel(norm, EPS[norm])
-    if name in ("nfgsm", "nspgd1"):   # noisy training attacks leave the ball on purpose (documented)
+    if name in ("nfgsm", "nspgd1", "nspgd"):   # noisy training attacks leave the ball on purpose (documented)
         big = tm.eps * 3 if name == "nfgsm" else tm.eps * 2
         assert ThreatModel(norm, big).is_valid(x, x_adv).all()
     else:

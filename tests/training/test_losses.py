@@ -8,6 +8,7 @@ import torch
 from landscape.errors import LandscapeError
 from landscape.training import Recipe, SoftLabels, cross_entropy, get_preset, recipe_loss
 from landscape.training.losses import KLObjective, kl_clean_adv
+from landscape.training.trainer import make_attack
 
 
 class Lookup(torch.nn.Module):
@@ -127,6 +128,12 @@ def test_recipe_round_trip_and_settings():
     r2 = r.with_settings(["soft_labels=false", "trades_beta=6", "train_eps=40", "noise=off"])
     assert (r2.soft_labels, r2.trades_beta, r2.train_eps, r2.attack_name) == (False, 6.0, 40.0, "spgd1")
     assert get_preset("sat-1step").with_settings(["noise=true"]).attack_name == "nspgd1"
+    # the paper's multi-step "+S&N": noise before the recipe's sPGD steps
+    sn = get_preset("strades").with_settings(["noise=true", "soft_labels=true", "steps=5"])
+    assert sn.attack_name == "nspgd"
+    attack = make_attack(sn.attack_name, sn.norm, sn.train_threat.eps, sn.attack_kwargs, steps=sn.steps)
+    assert (type(attack).__name__, attack.steps, attack._spgd.steps, attack.noise_pixels) == \
+        ("NoisySparsePGD", 5, 5, 120)
     with pytest.raises(LandscapeError):
         r.with_settings(["no_such_field=1"])
     with pytest.raises(LandscapeError):
