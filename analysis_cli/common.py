@@ -19,6 +19,18 @@ data_dir_option = click.option("--data-dir", default=None, type=click.Path(file_
                                help="folder holding datasets (searched first)")
 
 
+def strong_attack_options(what: str = "strong attack"):
+    """``--strong-attack``, ``--strong-steps`` and ``--strong-queries`` (interp, overlap)."""
+    def deco(f):
+        f = click.option("--strong-queries", type=int, default=None,
+                         help="Sparse-RS queries of the strong attack (saa, rs)")(f)
+        f = click.option("--strong-steps", type=int, default=None,
+                         help="iterations of the strong attack (per sPGD stage for saa) [default: the attack's]")(f)
+        return click.option("--strong-attack", default=None,
+                            help=f"{what} [default: sparse-AutoAttack for l0, PGD/APGD otherwise]")(f)
+    return deco
+
+
 def checkpoint_argument(multiple: bool = False):
     return click.argument("checkpoint" + ("s" if multiple else ""), nargs=-1 if multiple else 1,
                           required=True, type=click.Path(dir_okay=False))

@@ -9,7 +9,7 @@ import click
 
 from landscape.errors import LandscapeError
 
-from .common import checkpoint_argument, checkpoint_label, device_option, echo_table, out_paths, parse_range, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
 from .surface import load_examples, resolve_threat
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
@@ -23,10 +23,7 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--norm", default=None, help="threat norm [default: the checkpoint's]")
 @click.option("--eps", default=None, help="budget of the 1-step attack [default: the checkpoint's]")
 @click.option("--attack", default=None, help="perturbation attack [default: the natural 1-step attack, spgd1 for l0]")
-@click.option("--strong-attack", default=None, help="strong attack [default: sparse-AutoAttack for l0, PGD/APGD otherwise]")
-@click.option("--strong-steps", type=int, default=None,
-              help="iterations of the strong attack (per sPGD stage for saa) [default: the attack's]")
-@click.option("--strong-queries", type=int, default=None, help="Sparse-RS queries of the strong attack (saa, rs)")
+@strong_attack_options()
 @click.option("--no-strong", is_flag=True, help="skip the strong attack")
 @click.option("--between", type=click.Path(dir_okay=False), default=None,
               help="interpolate weights (1-α)θ₁ + αθ₂ towards this checkpoint instead")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 
-from .common import checkpoint_argument, checkpoint_label, device_option, out_paths, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, device_option, out_paths, seed_option, strong_attack_options, write_results
 from .surface import load_adversarial
 
 
@@ -17,10 +17,7 @@ from .surface import load_adversarial
 @click.option("--norm", default=None)
 @click.option("--eps", default=None, help="budget [default: the checkpoint's]")
 @click.option("--attack", default=None, help="first attack [default: the natural 1-step attack]")
-@click.option("--strong-attack", default=None, help="second attack [default: sparse-AutoAttack for l0]")
-@click.option("--strong-steps", type=int, default=None,
-              help="iterations of the strong attack (per sPGD stage for saa) [default: the attack's]")
-@click.option("--strong-queries", type=int, default=None, help="Sparse-RS queries of the strong attack (saa, rs)")
+@strong_attack_options("second attack")
 @click.option("--n-examples", type=int, default=500, show_default=True)
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)

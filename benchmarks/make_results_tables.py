@@ -49,12 +49,13 @@ def main(root: str) -> None:
         print(f"Mean IoU of the perturbed pixel sets of 1-step sPGD and sAA on the 1-step sAT model (k=20): "
               f"**{m['mean_iou_both_succeed']:.3f}** over the {m['n_both_succeed']} images where both succeed, "
               f"**{m['mean_iou_all']:.3f}** over all {m['n_all']} images.\n")
-    for name, title in (("norms", "l0 (ε=1) against l1 (24), l2 (0.5), l∞ (8/255)"),
-                        ("l0_eps", "l0 at ε_train = 1, 20, 120")):
-        p = root / "hessian" / f"{name}.csv"
+    for folder, name, title in (("hessian", "norms", "l0 (ε=1) against l1 (24), l2 (0.5), l∞ (8/255)"),
+                                ("hessian", "l0_eps", "l0 at ε_train = 1, 20, 120"),
+                                ("smoothing", "eigenvalues", "1-step sAT against sTRADES, soft labels and Fast-LS-l0 (k=20)")):
+        p = root / folder / f"{name}.csv"
         if p.exists():
             df = pd.read_csv(p)
-            print(f"#### Top Hessian eigenvalues of the adversarial loss: {title} (`landscape reproduce hessian`)\n")
+            print(f"#### Top Hessian eigenvalues of the adversarial loss: {title} (`landscape reproduce {folder}`)\n")
             print("| model | λ1 | λ5 | λ20 | converged |")
             print("|---|---|---|---|---|")
             for label, g in df.groupby("label", sort=False):

@@ -40,6 +40,20 @@ def _grad(model, x_in, y, loss_fn):
     return g
 
 
+def projected_one_step(attack: Attack, model, x, y, *, start_radius: float, step_norm: str) -> torch.Tensor:
+    """One projected step of ``attack.alpha`` along ``g`` normalised in ``step_norm``, from a random start.
+
+    The start is uniform in the ``attack.norm`` ball of ``start_radius`` (none when 0), projected onto
+    the threat model; the result is projected onto it too. Shared by FGSM/RS-FGSM and the 1-step l1
+    attack, which differ only in the start radius and the step's geometry."""
+    gen = generator_for(attack.seed, x.device)
+    x0 = x
+    if start_radius > 0:
+        x0 = attack.threat.project(x, x + random_in_ball(x, attack.norm, start_radius, gen))
+    g = _grad(model, x0, y, attack._loss)
+    return attack.threat.project(x, x0 + attack.alpha * normalized(g, step_norm))
+
+
 class FGSM(Attack):
     """FGSM / RS-FGSM for l∞ and l2 (see module docstring)."""
 
@@ -56,12 +70,8 @@ class FGSM(Attack):
         self.seed = seed
 
     def perturb(self, model, x, y):
-        gen = generator_for(self.seed, x.device)
-        x0 = x
-        if self.random_start:
-            x0 = self.threat.project(x, x + random_in_ball(x, self.norm, self.eps, gen))
-        g = _grad(model, x0, y, self._loss)
-        return self.threat.project(x, x0 + self.alpha * normalized(g, self.norm))
+        return projected_one_step(self, model, x, y, start_radius=self.eps if self.random_start else 0.0,
+                                  step_norm=self.norm)
 
 
 class NFGSM(Attack):

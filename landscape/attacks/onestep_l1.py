@@ -21,11 +21,9 @@ Example::
 
 from __future__ import annotations
 
-import torch
-
 from .base import Attack
-from .losses import generator_for, get_loss
-from .pgd import normalized, random_in_ball
+from .fgsm import projected_one_step
+from .losses import get_loss
 
 
 class OneStepL1(Attack):
@@ -42,12 +40,4 @@ class OneStepL1(Attack):
         self.seed = seed
 
     def perturb(self, model, x, y):
-        gen = generator_for(self.seed, x.device)
-        x0 = x
-        if self.init > 0:
-            x0 = self.threat.project(x, x + random_in_ball(x, "l1", self.init * self.eps, gen))
-        x0 = x0.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = self._loss(model(x0), y)
-            g, = torch.autograd.grad(loss.sum(), [x0])
-        return self.threat.project(x, x0.detach() + self.alpha * normalized(g, "l2"))
+        return projected_one_step(self, model, x, y, start_radius=self.init * self.eps, step_norm="l2")

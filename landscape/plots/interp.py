@@ -13,24 +13,29 @@ import numpy as np  # noqa: E402
 from . import save_figure  # noqa: E402
 
 
+def _curves(ax, alpha, pairs, xlabel: str, ylabel: str):
+    """Plot each ``(values, marker, label)`` of ``pairs`` that is present against ``alpha``."""
+    for values, marker, label in pairs:
+        if values is not None:
+            ax.plot(alpha, values, marker, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
 def plot_interp(df, path: str | Path | None = None, *, title: str = "", xlabel: str = "α"):
     """``df`` from :func:`landscape.analysis.interp.interpolate_perturbations` or ``interpolate_weights``."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     d = df[df["kind"] == "interp"] if "kind" in df else df
-    ax1.plot(d["alpha"], 100 * d["acc"], "o-", label="accuracy")
-    if "adv_acc" in d:
-        ax1.plot(d["alpha"], 100 * d["adv_acc"], "s-", label="robust accuracy")
+    _curves(ax1, d["alpha"], [(100 * d["acc"], "o-", "accuracy"),
+                              (100 * d["adv_acc"] if "adv_acc" in d else None, "s-", "robust accuracy")],
+            xlabel, "accuracy (%)")
     if "kind" in df and (df["kind"] == "strong").any():
         s = float(df[df["kind"] == "strong"]["acc"].iloc[0])
         ax1.axhline(100 * s, ls="--", c="k", label=f"strong attack {100 * s:.1f}%")
-    ax1.set_xlabel(xlabel)
-    ax1.set_ylabel("accuracy (%)")
     ax1.legend(fontsize=7)
-    ax2.plot(d["alpha"], d["loss"], "o-", label="loss")
-    if "adv_loss" in d:
-        ax2.plot(d["alpha"], d["adv_loss"], "s-", label="adversarial loss")
-    ax2.set_xlabel(xlabel)
-    ax2.set_ylabel("cross-entropy")
+    _curves(ax2, d["alpha"], [(d["loss"], "o-", "loss"),
+                              (d["adv_loss"] if "adv_loss" in d else None, "s-", "adversarial loss")],
+            xlabel, "cross-entropy")
     ax2.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

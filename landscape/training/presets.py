@@ -27,7 +27,8 @@ pgd-l1/l2/linf         l1/l2/l∞  multi-step baselines (APGD-l1 / PGD)
 =====================  ========  =================================================================
 
 The 1-step ablation cells combine with ``noise=true`` / ``soft_labels=true`` (``--set``) to give
-every cell of Table 3.
+every cell of Table 3; ``sat`` and ``strades`` combine with the same two settings to give the paper's
+multi-step "+S&N" rows (noise turns their sPGD into ``nspgd``).
 """
 
 from __future__ import annotations
