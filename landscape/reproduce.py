@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -124,6 +125,37 @@ def _argv(command: str) -> list[str]:
     raise LandscapeError(f"recipe steps must be landscape commands, got {command!r}")
 
 
+def _run_child(argv: list[str], env: dict) -> int:
+    """Run one step as a child process and return its exit code.
+
+    A SIGTERM to this process (a scheduler's stop, ``kill``) is passed on to the child as SIGINT, which
+    makes a training step save at the next step boundary and exit, and then raises KeyboardInterrupt
+    here: no step is left running behind a stopped ``reproduce``, and rerunning resumes it.
+    """
+    proc = subprocess.Popen(argv, env=env)
+    stopped = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        proc.send_signal(signal.SIGINT)
+
+    try:
+        old = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the child stops by itself
+        proc.wait()
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    if stopped:
+        raise KeyboardInterrupt
+    return code
+
+
 def _run_in_process(command: str) -> int:
     """Run a landscape command in this process (no interpreter start-up; used by the quick scale)."""
     from analysis_cli import cli
@@ -158,7 +190,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
             continue
         t0 = time.perf_counter()
         argv = _argv(cmd)
-        code = _run_in_process(cmd) if in_process else subprocess.run(argv, env={**os.environ, **(env or {})}).returncode
+        code = _run_in_process(cmd) if in_process else _run_child(argv, {**os.environ, **(env or {})})
         if code == 130:
             raise KeyboardInterrupt
         if code != 0:

@@ -85,3 +85,62 @@ def test_a_shared_model_is_trained_by_one_identical_command(scale, tmp_path):
                 out = argv[argv.index("--out") + 1]
                 assert by_out.setdefault(out, cmd) == cmd, f"{out}:\n{by_out[out]}\n{cmd}"
     assert len(by_out) >= 20
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (Linux /proc)."""
+    import os
+    from pathlib import Path
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and p.name != str(os.getpid()):
+            try:
+                if text in (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_the_running_step_and_leaves_it_to_resume(tmp_path):
+    """`kill` (SIGTERM) of `landscape reproduce` reaches the training step it is running: the step saves
+    and exits, nothing is left running, and the step is not marked done."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from landscape.checkpoint import Checkpoint
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    import json
+    import shlex
+    settings = " ".join("--set " + shlex.quote(v) for v in (
+        "monitor_examples=8", "monitor_attack=spgd1", "eval_attack=spgd1"))
+    step = ("landscape train --norm l0 --eps 10 --epochs {epochs} --batch-size 16 --max-train-examples 160 "
+            f"--eval-examples 8 --save-every 1 --device cpu --seed 1 --out {{root}}/models/m {settings}")
+    (figs / "long.toml").write_text(f'title = "t"\nclaim = "c"\nsteps = [{json.dumps(step)}]\n'
+                                    + "".join(f"[scale.{s}]\nepochs = 400\n" for s in SCALES))
+    out = tmp_path / "runs"
+    env = dict(os.environ, LANDSCAPE_FIGURES=str(figs), LANDSCAPE_NO_PROGRESS="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "analysis_cli", "reproduce", "long", "--scale", "fmnist", "--no-report", "--out", str(out)]
+    parent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ck = out / "models" / "m" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ck.exists() and time.time() < deadline and parent.poll() is None:
+        time.sleep(0.05)
+    assert ck.exists(), parent.stderr.read() if parent.poll() is not None else "no checkpoint in time"
+    parent.send_signal(signal.SIGTERM)
+    err = parent.communicate(timeout=120)[1]
+    assert parent.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _processes_mentioning(str(out / "models" / "m")) == []        # the step stopped with it
+    stopped = Checkpoint.load(ck)
+    assert 0 < stopped.epoch * 10 + stopped.step and stopped.epoch < 400
+    done = out / ".done.json"
+    assert not done.exists() or json.loads(done.read_text()) == {}
+    # a rerun runs the step again (the trainer then resumes from the checkpoint: test_trainer.py)
+    r = subprocess.run(cmd[:-2] + ["--dry-run", "--out", str(out)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "done already" not in r.stderr + r.stdout

@@ -223,6 +223,14 @@ class Recipe:
                 changes[key] = parse_eps(changes[key])
             if key == "train_eps" and changes[key] in ("null", "None"):
                 changes[key] = None
+        # a new attack keeps only the old keyword arguments it takes (saa's n_queries means nothing to
+        # spgd1), unless the same call sets its keyword arguments too
+        for key in ("attack", "eval_attack", "monitor_attack"):
+            kw = key + "_kwargs"
+            if key in changes and kw not in changes and isinstance(changes[key], str):
+                from ..attacks import ATTACKS, accepted_options
+                if changes[key].strip().lower() in ATTACKS:
+                    changes[kw] = accepted_options(changes[key], getattr(self, kw))
         return self.replace(**changes)
 
     def describe(self) -> str:

@@ -93,17 +93,20 @@ def warmup_eps(recipe: Recipe, frac: float) -> float:
 
 
 class _InterruptFlag:
-    """SIGINT sets a flag; the loop saves at the next step boundary and raises KeyboardInterrupt."""
+    """SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop) sets a flag; the loop saves at the next step
+    boundary and raises KeyboardInterrupt. A second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.raised = False
-        self._old = None
+        self._old = {}
 
     def __enter__(self):
         try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            self._old = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         except ValueError:  # not the main thread
-            self._old = None
+            self._old = {}
         return self
 
     def _handler(self, signum, frame):
@@ -112,8 +115,8 @@ class _InterruptFlag:
         self.raised = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
         return False
 
 

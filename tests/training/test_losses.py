@@ -128,6 +128,11 @@ def test_recipe_round_trip_and_settings():
     r2 = r.with_settings(["soft_labels=false", "trades_beta=6", "train_eps=40", "noise=off"])
     assert (r2.soft_labels, r2.trades_beta, r2.train_eps, r2.attack_name) == (False, 6.0, 40.0, "spgd1")
     assert get_preset("sat-1step").with_settings(["noise=true"]).attack_name == "nspgd1"
+    # a new attack drops the options it does not take, keeps the rest, unless they are set too
+    r3 = get_preset("sat-1step", scale="small").with_settings(["eval_attack=spgd", "monitor_attack=spgd1"])
+    assert r3.eval_attack_kwargs == {"steps": 100} and r3.monitor_attack_kwargs == {"steps": 20}
+    assert get_preset("sat-1step").with_settings(["eval_attack=rs", 'eval_attack_kwargs={"n_queries": 7}']
+                                                 ).eval_attack_kwargs == {"n_queries": 7}
     # the paper's multi-step "+S&N": noise before the recipe's sPGD steps
     sn = get_preset("strades").with_settings(["noise=true", "soft_labels=true", "steps=5"])
     assert sn.attack_name == "nspgd"
