@@ -38,8 +38,8 @@ Budget warm-up (``eps_warmup=E``): the training attack's budget is ``train_eps·
 
 Noise (``noise=True``) switches the training attack to its N-FGSM-style noisy version (de Jorge et al.
 2022): ``spgd1 -> nspgd1``, ``fgsm -> nfgsm``, and for multi-step sAT/sTRADES (the paper's "+S&N")
-``spgd -> nspgd``: random sparse noise on k pixels, then the recipe's sPGD steps from the noisy point,
-not projected back. An attack that already is noisy stays as it is.
+``spgd -> nspgd``: random sparse noise on k pixels (k the threat's budget, see ``attack_options``),
+then the recipe's sPGD steps from the noisy point, not projected back. An attack that already is noisy stays as it is.
 """
 
 from __future__ import annotations
@@ -158,6 +158,17 @@ class Recipe:
     def train_threat(self) -> ThreatModel:
         """The threat model of the training attack."""
         return ThreatModel(self.norm, self.eps if self.train_eps is None else self.train_eps)
+
+    @property
+    def attack_options(self) -> dict:
+        """The training attack's keyword arguments: ``attack_kwargs``, plus, for the noisy l0 attacks,
+        ``noise_pixels`` = the evaluation budget k unless set. N-FGSM's noise is sized by the threat
+        model's ε; with a training budget larger than the threat's (multi-step sAT/sTRADES train at
+        6k) noise of the training budget would corrupt 12k pixels in all."""
+        kw = dict(self.attack_kwargs)
+        if self.norm == "l0" and self.attack_name in ("nspgd", "nspgd1"):
+            kw.setdefault("noise_pixels", int(self.eps))
+        return kw
 
     @property
     def attack_name(self) -> str:

@@ -219,9 +219,9 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
         mkw = dict(existing.model_kwargs)
 
     # ---------------------------------------------------------------- attacks
-    train_attack = make_attack(recipe.attack_name, recipe.norm, recipe.train_threat.eps, recipe.attack_kwargs,
+    train_attack = make_attack(recipe.attack_name, recipe.norm, recipe.train_threat.eps, recipe.attack_options,
                                steps=recipe.steps)
-    weak_attack = make_attack(recipe.attack_name, recipe.norm, recipe.eps, recipe.attack_kwargs,
+    weak_attack = make_attack(recipe.attack_name, recipe.norm, recipe.eps, recipe.attack_options,
                               steps=recipe.steps, project=True)
     strong_attack = make_attack(recipe.monitor_attack, recipe.norm, recipe.eps, recipe.monitor_attack_kwargs)
     final_attack = make_attack(recipe.eval_attack, recipe.norm, recipe.eps, recipe.eval_attack_kwargs)
@@ -322,7 +322,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                 frac = warmup_fraction(recipe, epoch, step, steps_per_epoch)
                 if frac < 1:
                     attack = make_attack(recipe.attack_name, recipe.norm, warmup_eps(recipe, frac),
-                                         recipe.attack_kwargs, steps=recipe.steps)
+                                         recipe.attack_options, steps=recipe.steps)
                 if recipe.attack_objective == "kl":
                     x_adv = attack(KLObjective(model, x, y), x, y)
                 else:

@@ -139,6 +139,10 @@ def test_recipe_round_trip_and_settings():
     attack = make_attack(sn.attack_name, sn.norm, sn.train_threat.eps, sn.attack_kwargs, steps=sn.steps)
     assert (type(attack).__name__, attack.steps, attack._spgd.steps, attack.noise_pixels) == \
         ("NoisySparsePGD", 5, 5, 120)
+    # ...whose noise is sized by the threat (k=20), not by the 6x training budget
+    attack = make_attack(sn.attack_name, sn.norm, sn.train_threat.eps, sn.attack_options, steps=sn.steps)
+    assert (attack.threat.k, attack.noise_pixels) == (120, 20)
+    assert get_preset("sat-1step").with_settings(["noise=true", "eps=30"]).attack_options == {"noise_pixels": 30}
     with pytest.raises(LandscapeError):
         r.with_settings(["no_such_field=1"])
     with pytest.raises(LandscapeError):
