@@ -71,9 +71,6 @@ def _base(name: str, norm: str, eps: float, scale: str, **kw) -> Recipe:
         common.update(eval_attack=small[0], eval_attack_kwargs=dict(small[1]), monitor_examples=200,
                       epochs=5, milestones=(0.6, 0.8), lr=0.05, batch_size=128, augment=False)
     common.update(kw)
-    if common.get("soft_labels"):
-        # SAT warm-up: hard labels for the first epochs, while the model's predictions are still noise
-        common.setdefault("sat_start", 10 if scale == "paper" else 1)
     return Recipe(**common)
 
 

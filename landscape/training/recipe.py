@@ -31,6 +31,9 @@ perturbation:
 Soft labels (``soft_labels=True``) are self-adaptive training (Huang et al. 2020): every training
 example keeps a target row ``t_i`` (one-hot at first); from epoch ``sat_start`` on, after each step
 ``t_i ← m·t_i + (1-m)·softmax(f(x_i))`` with ``m = sat_momentum``, and the losses above use ``t_i``.
+``sat_start`` unset (``None``) means a tenth of the epochs, at least one (10 of the paper's 100; 1 of
+8): hard labels while the model's predictions are still noise, however soft labels were switched on
+(a preset or ``--set soft_labels=true``).
 SAT's sample re-weighting is not used.
 
 Budget warm-up (``eps_warmup=E``): the training attack's budget is ``train_eps·min(1, t/E)`` with
@@ -81,7 +84,7 @@ class Recipe:
     # soft labels (self-adaptive training)
     soft_labels: bool = False
     sat_momentum: float = 0.9
-    sat_start: int = 0
+    sat_start: int | None = None      # None: a tenth of the epochs, at least 1 (see sat_start_epoch)
     # N-FGSM-style noise for 1-step attacks
     noise: bool = False
     # budget warm-up: the training budget ramps linearly from 0 to train_eps over this many epochs
@@ -132,6 +135,8 @@ class Recipe:
         for name, lo in (("steps", 1), ("batch_size", 1), ("epochs", 1), ("monitor_examples", 0),
                          ("sat_start", 0)):
             v = getattr(self, name)
+            if name == "sat_start" and v is None:
+                continue
             if int(v) != v or v < lo:
                 raise LandscapeError(f"{name} must be a whole number >= {lo}, got {v!r}")
             setattr(self, name, int(v))
@@ -158,6 +163,14 @@ class Recipe:
     def train_threat(self) -> ThreatModel:
         """The threat model of the training attack."""
         return ThreatModel(self.norm, self.eps if self.train_eps is None else self.train_eps)
+
+    @property
+    def sat_start_epoch(self) -> int:
+        """The first epoch (0-based) whose steps update the soft labels: ``sat_start``, or when unset a
+        tenth of the epochs, at least 1."""
+        if self.sat_start is not None:
+            return self.sat_start
+        return max(1, int(self.epochs / 10 + 0.5))
 
     @property
     def attack_options(self) -> dict:

@@ -236,7 +236,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                             weight_decay=recipe.weight_decay)
     train_ds.to(dev)
     test_ds.to(dev)
-    soft = (SoftLabels(train_ds.labels, train_ds.num_classes, recipe.sat_momentum, recipe.sat_start)
+    soft = (SoftLabels(train_ds.labels, train_ds.num_classes, recipe.sat_momentum, recipe.sat_start_epoch)
             if recipe.soft_labels else None)
     metrics: list[dict] = []
     start_epoch, start_step = 0, 0

@@ -153,6 +153,19 @@ def test_recipe_round_trip_and_settings():
     assert get_preset("sat").train_eps == 120.0
 
 
+def test_sat_warm_up_is_the_same_however_soft_labels_are_switched_on():
+    # a tenth of the epochs, at least one: the paper's 10 of 100, 1 of the fmnist 8, 3 of 30
+    for epochs, start in ((100, 10), (8, 1), (5, 1), (30, 3), (1, 1)):
+        preset = get_preset("fast-ls-l0", eps=20, scale="small").replace(epochs=epochs)
+        switched = get_preset("sat-1step", scale="small").with_settings(["soft_labels=true", f"epochs={epochs}"])
+        assert preset.sat_start_epoch == switched.sat_start_epoch == start
+    assert get_preset("fast-ls-l0", scale="paper").sat_start_epoch == 10
+    assert Recipe(epochs=100, sat_start=0).sat_start_epoch == 0  # an explicit value wins
+    assert Recipe.from_dict(Recipe(sat_start=None).to_dict()).sat_start is None
+    with pytest.raises(LandscapeError):
+        Recipe(sat_start=-1)
+
+
 def test_lr_schedule_is_a_function_of_epoch():
     r = Recipe(epochs=100, lr=0.05)
     assert [r.lr_at(e) for e in (0, 49, 50, 74, 75, 99)] == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])

@@ -32,6 +32,20 @@ def _run(out, **kw):
     return train(kw.pop("recipe", None) or _recipe(), **{k: v for k, v in args.items() if k != "recipe"})
 
 
+def test_soft_labels_switched_on_by_a_setting_wait_for_the_sat_start_epoch(tmp_path):
+    # sat_start unset: a tenth of the epochs, at least 1, so epoch 1 of 2 trains on the hard labels
+    r = get_preset("sat-1step", eps=10, scale="small").with_settings(FAST_EVAL + ["soft_labels=true"])
+    r = r.replace(batch_size=32, epochs=2)
+    assert r.sat_start is None and r.sat_start_epoch == 1
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "r", recipe=r, halt_after_steps=3)   # 3 steps per epoch: the end of epoch 1
+    table = Checkpoint.load(tmp_path / "r" / "checkpoint.pt").train_state["soft_labels"]["table"]
+    assert torch.equal(table, torch.nn.functional.one_hot(table.argmax(1), 10).float())
+    _run(tmp_path / "r", recipe=r)
+    table = Checkpoint.load(tmp_path / "r" / "checkpoint.pt").train_state["soft_labels"]["table"]
+    assert (table.max(1).values < 1).all() and torch.allclose(table.sum(1), torch.ones(96))
+
+
 def _weights(path):
     return Checkpoint.load(path).state_dict
 
