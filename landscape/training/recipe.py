@@ -265,6 +265,9 @@ class Recipe:
             lines.append(f"  {k:<{width}} = {json.dumps(v) if not isinstance(v, str) else v}")
         lines.append(f"  {'(attack used)':<{width}} = {self.attack_name} at {self.train_threat}, "
                      f"{self.steps} step(s), maximising {self.attack_objective}")
+        if self.soft_labels:
+            lines.append(f"  {'(soft labels)':<{width}} = updated from epoch {self.sat_start_epoch + 1} "
+                         f"of {self.epochs}")
         return "\n".join(lines)
 
 

@@ -161,6 +161,9 @@ def test_sat_warm_up_is_the_same_however_soft_labels_are_switched_on():
         assert preset.sat_start_epoch == switched.sat_start_epoch == start
     assert get_preset("fast-ls-l0", scale="paper").sat_start_epoch == 10
     assert Recipe(epochs=100, sat_start=0).sat_start_epoch == 0  # an explicit value wins
+    assert "(soft labels)" in get_preset("fast-ls-l0").describe() and "updated from epoch 11 of 100" in \
+        get_preset("fast-ls-l0", scale="paper").describe()
+    assert "(soft labels)" not in get_preset("sat-1step").describe()
     assert Recipe.from_dict(Recipe(sat_start=None).to_dict()).sat_start is None
     with pytest.raises(LandscapeError):
         Recipe(sat_start=-1)
