@@ -14,6 +14,13 @@ each term a Hessian-vector product by double back-propagation (Pearlmutter's tri
 batches, the fixed adversarial examples, soft labels) is held on the device, so an HVP is pure
 forward/backward work.
 
+**Cached gradient graphs.** The graph of :math:`\nabla_\theta \ell_b` does not depend on ``v``, so
+the operator keeps it (``cache="auto"``, the default, when its estimated size fits the memory budget):
+the first product pays forward, backward and double backward for every batch, every later one only
+the double backward. The graphs are rebuilt whenever a parameter or buffer of the model was changed
+in place since they were built (its version counter moved), so a product never uses stale weights.
+``cache=False`` recomputes every time (least memory); ``cache=True`` always caches.
+
 The loss is named by a :class:`LossSpec`:
 
 ``clean``        cross-entropy on the clean inputs;
@@ -205,15 +212,21 @@ class HessianOperator(LinearOperator):
         device: where products run (default: the model's device).
         n_total: examples over all ranks (default: the sum, all-reduced when distributed).
         distributed: all-reduce products over ``torch.distributed`` (default: when initialised).
+        cache: keep each batch's gradient graph between products: ``"auto"`` (default; when the
+            estimated size is below ``cache_budget`` bytes, default a quarter of the free memory of
+            the device), ``True`` or ``False``.
 
     Attributes ``n_hvp`` (full-sample Hessian-vector products so far), ``hvp_time`` (seconds spent in
-    them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``).
+    them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``), ``cached`` (whether
+    gradient graphs are held now) and ``cache_bytes`` (their estimated size).
     """
 
     def __init__(self, model: nn.Module, loss: LossSpec | str | Callable, batches: Sequence[Batch], *,
                  params: str | Sequence[str] | None = None, mode: str = "eval",
                  dtype: torch.dtype | str = torch.float32, device=None, n_total: int | None = None,
-                 distributed: bool | None = None):
+                 distributed: bool | None = None, cache: bool | str = "auto", cache_budget: int | None = None):
+        if cache not in ("auto", True, False):
+            raise LandscapeError(f"cache must be 'auto', True or False, not {cache!r}")
         if isinstance(dtype, str):
             if dtype not in DTYPES:
                 raise LandscapeError(f"unknown dtype {dtype!r}; use float32 or float64")
@@ -256,6 +269,11 @@ class HessianOperator(LinearOperator):
         self.n_examples = int(n_total)
         self.n_hvp = 0
         self.hvp_time = 0.0
+        self.cache = cache
+        self.cache_budget = cache_budget
+        self.cache_bytes = 0
+        self._graphs: list | None = None    # per batch: the gradient tuple, with its graph retained
+        self._signature = None
         super().__init__(dtype=np.float64 if dtype == torch.float64 else np.float32,
                          shape=(self.n_params, self.n_params))
 
@@ -295,32 +313,139 @@ class HessianOperator(LinearOperator):
             torch.distributed.all_reduce(t)
         return t / self.n_examples
 
+    @property
+    def cached(self) -> bool:
+        return self._graphs is not None
+
+    def clear_cache(self) -> None:
+        """Drop the cached gradient graphs (the next product rebuilds them if caching is on)."""
+        self._graphs = None
+        self._signature = None
+
+    def _state_signature(self):
+        return tuple((id(t), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
+
+    def _budget(self) -> int:
+        if self.cache_budget is not None:
+            return int(self.cache_budget)
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(free) // 4
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024 // 4
+        except OSError:
+            pass
+        return 1 << 30
+
+    @contextmanager
+    def _private_running_stats(self, on: bool):
+        """In train mode, give BatchNorm private copies of its running statistics for one forward.
+
+        A train-mode BatchNorm updates them in place and its backward keeps them, so a graph held
+        for later products must not see them change (batch statistics are what it computes with:
+        the copies change no number). The module's own tensors are put back afterwards."""
+        mods = [m for m in self.model.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None] if on else []
+        saved = [(m, m.running_mean, m.running_var) for m in mods]
+        for m, rm, rv in saved:
+            m.running_mean, m.running_var = rm.clone(), rv.clone()
+        try:
+            yield
+        finally:
+            for m, rm, rv in saved:
+                m.running_mean, m.running_var = rm, rv
+
+    def _grads(self, b: Batch, count: list | None = None, keep: bool = False):
+        """The batch's gradient with its graph (``create_graph``); ``count`` collects saved bytes;
+        ``keep``: the graph will be held for later products."""
+        with self._private_running_stats(keep and self.mode == "train"):
+            return self._grads_inner(b, count)
+
+    def _grads_inner(self, b: Batch, count: list | None):
+        if count is None:
+            loss = self.loss(self.model, b)
+            return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
+                                       materialize_grads=True)
+        seen = set()
+
+        def pack(t):
+            key = (t.untyped_storage().data_ptr(), t.dtype)
+            if key not in seen:
+                seen.add(key)
+                count[0] += t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = self.loss(self.model, b)
+            g = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+        # the gradients themselves (held too) and one more product's worth of temporaries
+        count[0] += sum(x.numel() * x.element_size() for x in g)
+        return g
+
+    def _use_cache(self) -> bool:
+        if self.cache is False:
+            return False
+        if self._graphs is not None and self._signature != self._state_signature():
+            self.clear_cache()      # the weights (or BatchNorm buffers) moved: rebuild
+        return True
+
     def hvp(self, v) -> torch.Tensor:
         """``H v`` as a flat torch vector (``v`` flat, numpy or torch); counts one HVP."""
         vs = self.to_list(v)
         t0 = time.perf_counter()
         out = torch.zeros(self.n_params, dtype=self.torch_dtype, device=self.device)
+        use = self._use_cache()
         with self._context(), torch.enable_grad():
-            for b in self.batches:
-                loss = self.loss(self.model, b)
-                grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
-                                            materialize_grads=True)
+            if use and self._graphs is not None:
+                graphs = self._graphs
+            else:
+                graphs = None
+            building = use and graphs is None
+            built, count = [], [0]
+            for i, b in enumerate(self.batches):
+                if graphs is not None:
+                    grads = graphs[i]
+                else:
+                    measure = building and i == 0 and self.cache == "auto"
+                    grads = self._grads(b, count if measure else None, keep=building)
+                    if measure:
+                        per_example = count[0] / max(b.n, 1)
+                        self.cache_bytes = int(per_example * sum(bb.n for bb in self.batches))
+                        if self.cache_bytes > self._budget():
+                            building = False
+                    if building:
+                        built.append(grads)
                 hv = torch.autograd.grad(grads, self.params, grad_outputs=vs, allow_unused=True,
-                                         materialize_grads=True)
+                                         materialize_grads=True, retain_graph=graphs is not None or building)
                 out.add_(torch.cat([h.reshape(-1) for h in hv]), alpha=float(b.n))
+        if building:
+            self._graphs = built
+        if self._graphs is not None:
+            # after the context restored the mode and buffers: the state the graphs belong to
+            self._signature = self._state_signature()
         out = self._reduce(out)
         self.n_hvp += 1
         self.hvp_time += time.perf_counter() - t0
         return out
 
     def gradient(self) -> torch.Tensor:
-        """The gradient of the mean loss, flat (not counted as an HVP)."""
+        """The gradient of the mean loss, flat (not counted as an HVP; reuses cached graphs)."""
         out = torch.zeros(self.n_params, dtype=self.torch_dtype, device=self.device)
+        cached = self._graphs if (self._use_cache() and self._graphs is not None) else None
         with self._context(), torch.enable_grad():
-            for b in self.batches:
-                g = torch.autograd.grad(self.loss(self.model, b), self.params, allow_unused=True,
-                                        materialize_grads=True)
+            for i, b in enumerate(self.batches):
+                if cached is not None:
+                    g = [x.detach() for x in cached[i]]
+                else:
+                    g = torch.autograd.grad(self.loss(self.model, b), self.params, allow_unused=True,
+                                            materialize_grads=True)
                 out.add_(torch.cat([x.reshape(-1) for x in g]), alpha=float(b.n))
+        if cached is not None:
+            self._signature = self._state_signature()
         return self._reduce(out)
 
     def loss_value(self) -> float:
@@ -350,7 +475,7 @@ class HessianOperator(LinearOperator):
         return {"loss": self.loss.kind, "model_mode": self.mode,
                 "dtype": str(self.torch_dtype).replace("torch.", ""), "n_params": self.n_params,
                 "n_examples": self.n_examples, "n_batches_local": len(self.batches),
-                "world_size": self.world if self.distributed else 1,
+                "world_size": self.world if self.distributed else 1, "graph_cache": self.cached,
                 "params": self.names if len(self.names) <= 64 else f"{len(self.names)} tensors"}
 
 

@@ -276,3 +276,35 @@ def test_recipe_loss_tradeoff_with_soft_labels(data):
     H = dense_hessian(f)(flat0).detach().numpy()
     v = np.random.RandomState(4).standard_normal(op.shape[0])
     assert rel(op @ v, H @ v) < 1e-8
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_cached_gradient_graphs_equal_dense_and_follow_weight_changes(data, mode):
+    """Products after the first reuse each batch's gradient graph; they stay exact, and an in-place
+    change of the weights (or a cache that does not fit its budget) falls back to recomputing."""
+    x, y, _ = data
+    model = micro_cnn().double()
+    H, _ = dense(model, x, y, mode=mode)
+    op = hessian_operator(model, x, y, batch_size=BS, dtype="float64", mode=mode)
+    plain = hessian_operator(model, x, y, batch_size=BS, dtype="float64", mode=mode, cache=False)
+    rng = np.random.RandomState(4)
+    for _ in range(3):
+        v = rng.standard_normal(op.shape[0])
+        assert rel(op @ v, H @ v) < 1e-8 and rel(plain @ v, H @ v) < 1e-8
+        assert op.cached and not plain.cached and op.cache_bytes > 0
+    if mode == "eval":
+        assert rel(op.gradient().numpy(), dense(model, x, y)[1]) < 1e-8   # from the cached graphs
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.2)
+    H2, _ = dense(model, x, y, mode=mode)
+    assert rel(H2, H) > 1e-3
+    assert rel(op @ v, H2 @ v) < 1e-8          # rebuilt for the new weights, not the stale graph
+    for k, val in model.state_dict().items():
+        if "running" in k or "num_batches" in k:
+            assert torch.equal(val, before[k]), k   # train mode: BatchNorm statistics untouched
+    tiny = hessian_operator(model, x, y, batch_size=BS, dtype="float64", mode=mode, cache_budget=10)
+    assert rel(tiny @ v, H2 @ v) < 1e-8 and not tiny.cached and tiny.cache_bytes > 10
+    with pytest.raises(LandscapeError, match="cache"):
+        hessian_operator(model, x, y, batch_size=BS, cache="sometimes")
