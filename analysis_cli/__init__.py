@@ -32,13 +32,24 @@ COMMANDS = {
     "interp": ("analysis_cli.interp", "interp"),
     "lipschitz": ("analysis_cli.lipschitz", "lipschitz"),
     "overlap": ("analysis_cli.overlap", "overlap"),
+    "gradients": ("analysis_cli.gradients", "gradients"),
     "report": ("analysis_cli.report", "report"),
     "reproduce": ("analysis_cli.reproduce", "reproduce"),
 }
 
 
+#: library argument names whose flag differs from ``--<name with dashes>``
+_FLAG_OF = {"span": "range", "scale_budget": "scale-budget"}
+
+
 def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
+
+
+def _flags(msg: str) -> str:
+    """Library errors name arguments in backquotes (`n_examples`); the CLI says --n-examples."""
+    import re
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: "--" + _FLAG_OF.get(m.group(1), m.group(1)).replace("_", "-"), str(msg))
 
 
 class LandscapeGroup(click.Group):
@@ -74,7 +85,7 @@ class LandscapeGroup(click.Group):
             click.echo(f"landscape: error: {_one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code or 1)
         except LandscapeError as e:
-            click.echo(f"landscape: error: {_one_line(e)}", err=True)
+            click.echo(f"landscape: error: {_one_line(_flags(e))}", err=True)
             sys.exit(e.exit_code)
         except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as e:
             click.echo(f"landscape: error: {_one_line(e)}", err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -36,24 +35,7 @@ def checkpoint_argument(multiple: bool = False):
                           required=True, type=click.Path(dir_okay=False))
 
 
-GENERIC_STEMS = {"checkpoint", "ckpt", "model", "last", "best", "final"}
-
-
-def checkpoint_label(path) -> str:
-    """A short name for a checkpoint in tables and figures: its file stem, or its run folder's name
-    for generic file names (``runs/sat-1step-l0-20/checkpoint.pt`` -> ``sat-1step-l0-20``)."""
-    p = Path(str(path))
-    return p.parent.name if p.stem in GENERIC_STEMS and p.parent.name else p.stem
-
-
-def checkpoint_labels(paths) -> list[str]:
-    """:func:`checkpoint_label` of each path, made unique with ``#2``, ``#3``... where they collide."""
-    labels, seen = [], {}
-    for p in paths:
-        lab = checkpoint_label(p)
-        seen[lab] = seen.get(lab, 0) + 1
-        labels.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
-    return labels
+from landscape.results import GENERIC_STEMS, checkpoint_label, checkpoint_labels  # noqa: E402,F401
 
 
 def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path, Path]:
@@ -72,14 +54,9 @@ def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path
 
 
 def write_results(df, meta: dict, csv_path: Path, json_path: Path) -> None:
-    """Write a tidy table and its metadata atomically (never clobbering with a partial file)."""
-    from landscape.checkpoint import atomic_write_text
-    meta = dict(meta)
-    if INVOCATION:
-        meta.setdefault("command", INVOCATION)
-    atomic_write_text(csv_path, df.to_csv(index=False))
-    atomic_write_text(json_path, json.dumps({"meta": meta, "rows": json.loads(df.to_json(orient="records"))},
-                                            indent=2, default=str))
+    """:func:`landscape.results.write_results` with the invoking command line in the metadata."""
+    from landscape.results import write_results as _write
+    _write(df, meta, csv_path, json_path, command=INVOCATION or None)
 
 
 def parse_range(text: str, name: str = "range") -> list[float]:

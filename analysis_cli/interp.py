@@ -1,16 +1,12 @@
-"""``landscape interp``: accuracy along ``x + α·δ`` of the 1-step perturbation (Table 2 of Zhong et
+"""``landscape interp``: accuracy along ``x + α·δ`` of the 1-step perturbation (Table 3 of Zhong et
 al. 2025), with the strong attack's accuracy in the same table; or, with ``--between``, along the
-straight line between the weights of two checkpoints."""
+straight line between the weights of two checkpoints. The work is :func:`landscape.analysis.api.interpolation`."""
 
 from __future__ import annotations
 
-
 import click
 
-from landscape.errors import LandscapeError
-
-from .common import checkpoint_argument, checkpoint_label, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
-from .surface import load_examples, resolve_threat
+from .common import checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 
@@ -35,51 +31,16 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
 @seed_option
-def interp(checkpoint, alpha_text, out, norm, eps, attack, strong_attack, strong_steps, strong_queries, no_strong, between,
-           bn_recalibrate, adversarial, n_examples, split, batch_size, device, seed):
+@data_dir_option
+def interp(checkpoint, alpha_text, out, no_strong, **opts):
     """Interpolate along the 1-step perturbation of CHECKPOINT (or towards --between's weights)."""
-    from landscape.analysis.interp import interpolate_perturbations, interpolate_weights
-    from landscape.analysis.objective import make_attack
-    from landscape.checkpoint import Checkpoint
-    from landscape.device import resolve_device
+    from landscape.analysis import api
     from landscape.plots.interp import plot_interp
 
     alphas = parse_range(alpha_text, "--alpha")
     fig_path, csv_path, json_path = out_paths(out)
-    ck = Checkpoint.load(checkpoint)
-    other = Checkpoint.load(between) if between else None
-    dev = resolve_device(device)
-    threat = resolve_threat(ck, norm, eps)
-    model = ck.model(dev)
-    x, y, _ = load_examples(ck, split, n_examples, seed, dev)
-    name = checkpoint_label(checkpoint)
-    if other is not None:
-        if other.arch != ck.arch or other.model_kwargs != ck.model_kwargs:
-            raise LandscapeError(f"{between} is a different architecture ({other.arch}) from {checkpoint} ({ck.arch})")
-        atk = make_attack(attack, threat, kind="train") if adversarial else None
-        x_train = None
-        if bn_recalibrate:
-            xt, _, _ = load_examples(ck, "train", max(n_examples, 1000), seed, dev)
-            x_train = xt
-        df, meta = interpolate_weights(model, other.model(dev), x, y, alphas, attack=atk,
-                                       bn="recalibrate" if bn_recalibrate else "interpolate", x_train=x_train,
-                                       batch_size=batch_size, seed=seed)
-        meta.update({"analysis": "interp-weights", "checkpoint": str(checkpoint), "between": str(between)})
-        title = f"{name} → {checkpoint_label(between)}"
-    else:
-        if threat is None:
-            raise LandscapeError(f"{checkpoint} has no threat model; give --norm and --eps")
-        atk = make_attack(attack, threat, kind="train")
-        strong = None
-        if not no_strong:
-            strong = make_attack(strong_attack, threat, kind="strong", steps=strong_steps, n_queries=strong_queries)
-        df, meta = interpolate_perturbations(model, x, y, atk, alphas, strong_attack=strong,
-                                             batch_size=batch_size, seed=seed)
-        meta.update({"analysis": "interp", "checkpoint": str(checkpoint), "threat": threat.to_dict(),
-                     "x_interp": "clip(x + alpha * delta, 0, 1)"})
-        title = f"{name}: x + α·δ, δ from {meta['attack'].get('attack', attack) if isinstance(meta['attack'], dict) else attack} at {threat}"
-    meta["split"] = split
+    df, meta = api.interpolation(checkpoint, alphas=alphas, strong=not no_strong, **opts)
     write_results(df, meta, csv_path, json_path)
-    plot_interp(df, fig_path, title=title)
+    plot_interp(df, fig_path, title=meta["title"])
     echo_table(df)
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")

@@ -38,9 +38,15 @@ def reproduce(names, out, scale, quick, list_only, dry_run, no_report, in_proces
     total = 0.0
     for r in chosen:
         s = run_recipe(r, out, scale, dry_run=dry_run, echo=lambda m: click.echo(m, err=True),
-                       in_process=in_process or scale == "quick")
+                       in_process=in_process or scale == "quick", run_command=_run_command)
         total += s.get("seconds", 0.0)
     if not dry_run and not no_report:
         from landscape.report import build_report
         md, _, n = build_report(out, title=f"landscape reproduction ({scale} scale)")
         click.echo(f"{len(chosen)} recipes in {total:.0f} s of steps; report: {md}")
+
+
+def _run_command(argv):
+    """One recipe step in this process: the ``landscape`` entry point with ``argv``."""
+    from . import main
+    main(argv)

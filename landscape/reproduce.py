@@ -156,23 +156,26 @@ def _run_child(argv: list[str], env: dict) -> int:
     return code
 
 
-def _run_in_process(command: str) -> int:
-    """Run a landscape command in this process (no interpreter start-up; used by the quick scale)."""
-    from analysis_cli import cli
+def _run_in_process(command: str, run_command) -> int:
+    """Run a landscape command in this process with ``run_command(argv)`` (the CLI's entry point, given
+    by the caller: the library does not import the CLI); no interpreter start-up (the quick scale)."""
     try:
-        cli.main(args=shlex.split(command)[1:], prog_name="landscape")
+        run_command(shlex.split(command)[1:])
     except SystemExit as e:
         return int(e.code or 0)
     return 0
 
 
 def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
-               echo=print, env: dict | None = None, in_process: bool = False) -> dict:
+               echo=print, env: dict | None = None, in_process: bool = False, run_command=None) -> dict:
     """Run every step of ``recipe`` at ``scale`` under ``out_root/<name>``; return a summary dict.
 
     Finished steps are recorded in ``out_root/.done.json`` (shared by all recipes, so a model that
-    several recipes train under ``{root}/models`` is trained once).
+    several recipes train under ``{root}/models`` is trained once). ``in_process`` runs the steps
+    with ``run_command(argv)`` (e.g. ``analysis_cli.main``) instead of child processes.
     """
+    if in_process and run_command is None:
+        raise LandscapeError("running recipe steps in process needs `run_command` (the CLI's main function)")
     root = Path(out_root)
     out = root / recipe.name
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +193,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
             continue
         t0 = time.perf_counter()
         argv = _argv(cmd)
-        code = _run_in_process(cmd) if in_process else _run_child(argv, {**os.environ, **(env or {})})
+        code = _run_in_process(cmd, run_command) if in_process else _run_child(argv, {**os.environ, **(env or {})})
         if code == 130:
             raise KeyboardInterrupt
         if code != 0:
@@ -201,9 +204,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
         summary["steps"].append({"command": cmd, "seconds": done[cmd], "skipped": False})
     spec = recipe.figure_spec(scale, out, root)
     if spec and not dry_run:
-        from analysis_cli import common
         from .plots import figures
-        common.INVOCATION = f"landscape reproduce {recipe.name} --scale {scale} --out {root}"
         spec = dict(spec)
         builder = getattr(figures, spec.pop("builder"), None)
         if builder is None:

@@ -487,108 +487,13 @@ def hessian_operator(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss
 
 
 # ------------------------------------------------------------------------------ from a checkpoint
-def _attack_batches(model, batches: list[Batch], attack, seed: int, progress=None) -> dict:
-    """Fill ``x_adv`` of every batch with ``attack`` at the current weights (held fixed afterwards)."""
-    from ..progress import bar
-    g = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        for b in bar(batches, desc=f"attack {attack.threat}", progress=progress, unit="batch"):
-            x_adv = attack(model, b.x, b.y).detach()
-            attack.threat.assert_valid(b.x, x_adv)
-            b.x_adv = x_adv
-    finally:
-        torch.random.set_rng_state(g)
-    return attack.config() if hasattr(attack, "config") else {"attack": type(attack).__name__}
-
-
-def _soft_labels(ck, split: str, index: torch.Tensor) -> torch.Tensor | None:
-    ts = ck.train_state or {}
-    soft = None
-    for key in ("soft_labels", "soft_targets", "targets"):
-        v = ts.get(key) if isinstance(ts, dict) else None
-        if isinstance(v, dict):  # SoftLabels.state_dict(): {"table": (N, C), "momentum", "start"}
-            v = v.get("table", v.get("targets"))
-        if isinstance(v, torch.Tensor) and v.dim() == 2:
-            soft = v
-            break
-    if soft is None or split != "train":
-        return None
-    return soft[index.cpu()].float()
-
-
-def operator_from_checkpoint(ck, *, loss: str | None = None, norm: str | None = None, eps=None,
-                             n_examples: int = 1000, batch_size: int = 256, split: str = "test",
-                             params=None, dtype="float32", mode: str = "eval", device="cpu", seed: int = 0,
-                             data_dir=None, progress=None, attack: str | None = None,
-                             attack_kwargs: dict | None = None) -> tuple[HessianOperator, dict]:
-    """The Hessian operator of a checkpoint's loss on a fixed, seeded sample, and its metadata.
-
-    ``loss`` defaults to ``adversarial`` for a checkpoint with a threat model and ``clean`` otherwise.
-    Adversarial inputs come from ``attack`` (a registry name; default ``default_attack(norm, eps)``,
-    sparse-AutoAttack for l0) configured by ``attack_kwargs`` (e.g. ``steps``, ``n_queries``), under
-    the checkpoint's threat model unless ``norm``/``eps`` are given, computed once at the checkpoint
-    and held fixed (``mode="fixed"``).
-    In a distributed run each rank attacks and holds only its own shard of the batches.
-    """
-    from ..threat import ThreatModel, parse_eps, parse_norm
-    if n_examples is None or n_examples <= 0:
-        raise LandscapeError(f"--n-examples must be positive, got {n_examples}")
-    threat = ck.threat
-    if norm is not None or eps is not None:
-        if norm is None and threat is None or eps is None and threat is None:
-            raise LandscapeError("give both --norm and --eps for a checkpoint without a threat model")
-        threat = ThreatModel(parse_norm(norm) if norm is not None else threat.norm,
-                             parse_eps(eps) if eps is not None else threat.eps)
-    if loss is None:
-        loss = "adversarial" if threat is not None else "clean"
-    if loss not in LOSSES:
-        raise LandscapeError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if loss == "recipe" and not ck.recipe:
-        raise LandscapeError(f"{ck.path or 'the checkpoint'} stores no training recipe; use --loss clean or adversarial")
-    recipe_threat = None
-    if loss == "recipe" and norm is None and eps is None:
-        r = ck.recipe or {}
-        t = r.get("threat") if isinstance(r.get("threat"), dict) else None
-        if t is None and r.get("norm") is not None and r.get("eps") is not None:
-            # the loss the recipe trained: its training budget (train_eps) when it differs
-            t = {"norm": r["norm"], "eps": r.get("train_eps") or r["eps"]}
-        if t:
-            recipe_threat = ThreatModel.from_dict(t)
-    threat = recipe_threat or threat
-    if loss in ("adversarial", "recipe") and threat is None:
-        raise LandscapeError("the adversarial loss needs a threat model: give --norm and --eps "
-                             "(this checkpoint has none)")
-
-    model = ck.model(device=device)
-    ds = ck.load_dataset(split, data_dir=data_dir)
-    n = min(int(n_examples), len(ds))
-    sub = ds.subset(n, seed=seed)
-    x = sub.images.float().div(255).to(device)
-    y = sub.labels.to(device)
-    index = None
-    targets = None
-    if loss == "recipe":
-        index = ds.subset_indices(n, seed=seed)
-        targets = _soft_labels(ck, split, index)
-    batches = make_batches(x, y, batch_size, targets=targets.to(device) if targets is not None else None)
-    rank, world = _dist()
-    batches = shard(batches, rank, world)
-    meta = {"checkpoint": str(ck.path) if ck.path else None, "arch": ck.arch,
-            "dataset": ck.dataset.get("name"), "split": split, "n_examples": n, "batch_size": batch_size,
-            "seed": seed, "threat": threat.to_dict() if threat is not None and loss != "clean" else None,
-            "ckpt_threat": ck.threat.to_dict() if ck.threat else None,
-            "recipe_name": (ck.recipe or {}).get("name") if isinstance(ck.recipe, dict) else None,
-            "soft_labels": targets is not None}
-    if loss in ("adversarial", "recipe"):
-        from .objective import make_attack
-        meta["attack"] = _attack_batches(model, batches, make_attack(attack, threat, kind="strong", **(attack_kwargs or {})),
-                                         seed, progress)
-        meta["perturbation_mode"] = "fixed"
-    spec = LossSpec(loss, recipe=ck.recipe if loss == "recipe" else None)
-    op = HessianOperator(model, spec, batches, params=params, mode=mode, dtype=dtype, device=device,
-                         n_total=n)
-    meta.update(op.describe())
+def operator_from_checkpoint(ck, *, attack_kwargs: dict | None = None, **options) -> tuple[HessianOperator, dict]:
+    """The Hessian operator of a checkpoint's loss on a fixed, seeded sample, and its metadata: the
+    checkpoint-level layer :func:`landscape.analysis.api.hessian_operator_for` (see there for the
+    options; ``attack_kwargs`` may hold ``steps`` and ``n_queries``)."""
+    from .api import hessian_operator_for
+    kw = dict(attack_kwargs or {})
+    _, op, meta = hessian_operator_for(ck, attack_steps=kw.get("steps"), attack_queries=kw.get("n_queries"), **options)
     return op, meta
 
 

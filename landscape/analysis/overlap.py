@@ -5,7 +5,13 @@ The paper's second piece of evidence that catastrophic overfitting in l0 trainin
 sparse-AutoAttack perturbs. For each image the perturbed pixel set is ``S = {(h, w) : max_c
 |x_adv - x| > tol}`` (a pixel counts once, whatever its channels, as the l0 budget does), and
 
-    IoU = |S₁ ∩ S₂| / |S₁ ∪ S₂|   (undefined, NaN, when both sets are empty).
+    IoU = |S₁ ∩ S₂| / |S₁ ∪ S₂|   (undefined, NaN, when both sets are empty),
+    overlap rate = |S₁ ∩ S₂| / |S₂|   (NaN when S₂ is empty),
+
+with S₁ the training attack's pixels and S₂ the strong attack's (sparse-AutoAttack's): the overlap
+rate is the share of sAA's perturbed pixels that the training attack also chose, the quantity the
+paper plots as a distribution over examples (Fig. 2b; its formula is not stated there, this is the
+natural reading, see ``PAPER_PROTOCOL.md`` §6.4). The IoU is kept beside it.
 
 Means are reported over two sets of images: ``both_succeed`` (images that both attacks turn into
 misclassifications from a correct clean prediction — the locations that *work*) and ``all`` (every
@@ -37,6 +43,14 @@ def pixel_iou(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(union, float("nan")))
 
 
+def overlap_rate(s_train: torch.Tensor, s_strong: torch.Tensor) -> torch.Tensor:
+    """Per-example ``|S_train ∩ S_strong| / |S_strong|`` of two boolean masks (N, H, W); NaN where
+    the strong attack perturbed no pixel."""
+    inter = (s_train & s_strong).flatten(1).sum(1).double()
+    den = s_strong.flatten(1).sum(1).double()
+    return torch.where(den > 0, inter / den.clamp_min(1), torch.full_like(den, float("nan")))
+
+
 def location_overlap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_a: Callable, attack_b: Callable,
                      *, batch_size: int = 256, seed: int = 0, tol: float = 0.0,
                      names: tuple[str, str] = ("onestep", "strong")) -> tuple[pd.DataFrame, dict]:
@@ -49,6 +63,7 @@ def location_overlap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_
     _, acc_b, ok_b = predict_stats(model, xb, y, batch_size)
     sa, sb = perturbed_pixels(x, xa, tol), perturbed_pixels(x, xb, tol)
     iou = pixel_iou(sa, sb)
+    rate = overlap_rate(sa, sb)
     succ_a = (clean_ok & ~ok_a).cpu()
     succ_b = (clean_ok & ~ok_b).cpu()
     df = pd.DataFrame({
@@ -56,17 +71,23 @@ def location_overlap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_
         f"success_{na}": succ_a.numpy(), f"success_{nb}": succ_b.numpy(),
         f"pixels_{na}": sa.flatten(1).sum(1).cpu().numpy(), f"pixels_{nb}": sb.flatten(1).sum(1).cpu().numpy(),
         "intersection": (sa & sb).flatten(1).sum(1).cpu().numpy(), "union": (sa | sb).flatten(1).sum(1).cpu().numpy(),
-        "iou": iou.cpu().numpy()})
+        "iou": iou.cpu().numpy(), "overlap_rate": rate.cpu().numpy()})
     both = (succ_a & succ_b).numpy()
     iou_np = iou.cpu().numpy()
 
-    def _mean(mask):
-        v = iou_np[mask & ~np.isnan(iou_np)]
+    rate_np = rate.cpu().numpy()
+
+    def _mean(mask, vals=iou_np):
+        v = vals[mask & ~np.isnan(vals)]
         return (float(v.mean()) if v.size else float("nan")), int(v.size)
 
     m_both, n_both = _mean(both)
     m_all, n_all = _mean(np.ones(len(x), dtype=bool))
+    r_both, _ = _mean(both, rate_np)
+    r_all, _ = _mean(np.ones(len(x), dtype=bool), rate_np)
     meta = {"mean_iou_both_succeed": m_both, "n_both_succeed": n_both, "mean_iou_all": m_all, "n_all": n_all,
+            "mean_rate_both_succeed": r_both, "mean_rate_all": r_all,
+            "rate_definition": "|S_train ∩ S_strong| / |S_strong| per image (S: perturbed pixels)",
             "clean_acc": clean_acc, f"acc_{na}": acc_a, f"acc_{nb}": acc_b, "n_examples": int(len(x)),
             f"attack_{na}": _cfg(attack_a), f"attack_{nb}": _cfg(attack_b), "tol": tol}
     return df, meta

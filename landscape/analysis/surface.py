@@ -9,8 +9,13 @@ Resuming: with ``partial=PATH`` the finished points are written to ``PATH`` (JSO
 every chunk of ``chunk_size`` points, together with a key of the configuration (``config``: anything
 that changes the values — weights, directions, grid, loss mode, attack, examples, seed). Rerunning with
 the same configuration skips the finished points; a partial file of a different configuration is
-not mixed in: it is reported and the run starts over. Each grid point ``i`` seeds torch's generator
-with ``seed + i`` before its attack, so a resumed grid equals an uninterrupted one exactly.
+not mixed in: it is reported and the run starts over. Every grid point runs its attack with the
+**same** ``seed`` (torch's generator and the attack's own are seeded identically at every point), so
+neighbouring points differ because the weights differ, not because of the attack's noise, and a
+resumed grid equals an uninterrupted one exactly.
+
+Batches of points: with ``points_per_batch = P > 1`` the points are evaluated ``P`` at a time with
+stacked weights (:mod:`landscape.analysis.batched`); the values equal the one-at-a-time ones.
 
 Ranks: with ``world > 1`` (e.g. under ``torchrun``) rank ``r`` evaluates the points ``i ≡ r (mod
 world)`` into its own partial file; when ``torch.distributed`` is initialised rank 0 gathers all
@@ -89,7 +94,8 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
                     chunk_size: int | None = None, partial: str | Path | None = None,
                     config: Mapping | None = None, seed: int = 0, rank: int | None = None,
                     world: int | None = None, progress: bool | None = None, max_chunks: int | None = None,
-                    on_chunk: Callable[[int], None] | None = None, keep_partial: bool = False):
+                    on_chunk: Callable[[int], None] | None = None, keep_partial: bool = False,
+                    points_per_batch: int = 1):
     """Evaluate the loss on the grid ``a_values × b_values`` along ``directions`` (see module doc).
 
     Returns ``(df, meta)``; ``meta["complete"]`` is False when ``max_chunks`` stopped the run early
@@ -130,11 +136,19 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
         for start in range(0, len(todo), chunk_size):
             if max_chunks is not None and chunks_done >= max_chunks:
                 break
-            for i in todo[start:start + chunk_size]:
-                a, b = a_values[i // nb], b_values[i % nb]
-                objective.seed = int(seed) + i
-                points[i] = objective.evaluate(plane_offset(d1, d2, a, b))
-                bar.update(1)
+            block = todo[start:start + chunk_size]
+            objective.seed = int(seed)
+            for s in range(0, len(block), max(1, int(points_per_batch))):
+                group = block[s:s + max(1, int(points_per_batch))]
+                offsets = [plane_offset(d1, d2, a_values[i // nb], b_values[i % nb]) for i in group]
+                if len(group) == 1:
+                    values = [objective.evaluate(offsets[0])]
+                else:
+                    from .batched import evaluate_points
+                    values = evaluate_points(objective, offsets)
+                for i, v in zip(group, values):
+                    points[i] = v
+                bar.update(len(group))
             chunks_done += 1
             if ppath:
                 _save_partial(ppath, key, cfg, points)

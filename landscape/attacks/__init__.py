@@ -23,6 +23,8 @@ Registry names
     spgd1              l0                     one-step sparse-PGD with random start (training)
     nspgd1             l0                     random sparse noise + one sPGD step (NOT projected: training)
     nspgd              l0                     random sparse noise + multi-step sPGD (NOT projected: training)
+    exact-l0           l0 (k=1)               exhaustive: every pixel x every colour-cube corner, max CE
+    maxloss            all                    strong attack keeping the highest-CE result (Hessian, surfaces)
     =================  =====================  ==========================================================
 
 All but ``nfgsm``, ``nspgd1`` and ``nspgd`` (whose ``project`` flag defaults to False, as N-FGSM's does) return
@@ -36,6 +38,7 @@ from ..threat import parse_norm
 from .apgd import APGDL1
 from .base import Attack, model_mode, no_param_grad
 from .fgsm import FGSM, NFGSM
+from .maxloss import ExactL0K1, MaxLoss, StrongMaxLoss, TiledSparsePGD
 from .onestep_l1 import OneStepL1
 from .pgd import PGD
 from .rs import SparseRS
@@ -58,6 +61,8 @@ ATTACKS = {
     "spgd1": (SparsePGD, ("l0",), {"steps": 1, "early_stop": False, "track_best": False, "random_start": True}),
     "nspgd1": (NoisySparsePGD, ("l0",), {}),
     "nspgd": (NoisySparsePGD, ("l0",), {"steps": 10}),
+    "exact-l0": (ExactL0K1, ("l0",), {}),
+    "maxloss": (StrongMaxLoss, ("l0", "l1", "l2", "linf"), {}),
 }
 _FORCED = {"spgd-projected": {"projected": True}}
 
@@ -131,6 +136,7 @@ def training_attack(norm: str, eps: float, noise: bool = False, **kwargs) -> Att
     return build_attack((NOISY_TRAINING_ATTACK if noise else TRAINING_ATTACK)[norm], norm, eps, **kwargs)
 
 
-__all__ = ["APGDL1", "ATTACKS", "Attack", "Cascade", "CascadeResult", "FGSM", "NFGSM", "NoisySparsePGD",
+__all__ = ["APGDL1", "ATTACKS", "Attack", "Cascade", "CascadeResult", "ExactL0K1", "MaxLoss", "StrongMaxLoss",
+           "TiledSparsePGD", "FGSM", "NFGSM", "NoisySparsePGD",
            "OneStepL1", "PGD", "STRONG_ATTACK", "TRAINING_ATTACK", "accepted_options", "SparseAutoAttack", "SparsePGD", "SparseRS", "build_attack", "default_attack",
            "model_mode", "no_param_grad", "training_attack"]

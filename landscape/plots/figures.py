@@ -28,7 +28,7 @@ def _read_json(path: str | Path) -> dict:
 
 
 def _write(df: pd.DataFrame, meta: dict, stem: Path) -> None:
-    from analysis_cli.common import write_results
+    from ..results import write_results
     write_results(df, meta, stem.with_suffix(".csv"), stem.with_suffix(".json"))
 
 

@@ -45,19 +45,25 @@ def plot_interp(df, path: str | Path | None = None, *, title: str = "", xlabel: 
 
 
 def plot_overlap(df, path: str | Path | None = None, *, title: str = ""):
-    """Histogram of per-image IoU, all images and those where both attacks succeed."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    """Two histograms over images: the paper's overlap rate (share of the strong attack's pixels the
+    training attack also perturbs, Fig. 2b) and the IoU, for all images and those where both succeed."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     bins = np.linspace(0, 1, 21)
-    iou = df["iou"].to_numpy(dtype=float)
-    ax.hist(iou[~np.isnan(iou)], bins=bins, alpha=0.6, label="all")
     succ = [c for c in df.columns if c.startswith("success_")]
-    if len(succ) == 2:
-        m = df[succ[0]].to_numpy(bool) & df[succ[1]].to_numpy(bool) & ~np.isnan(iou)
-        ax.hist(iou[m], bins=bins, alpha=0.6, label="both succeed")
-    ax.set_xlabel("IoU of perturbed pixel sets")
-    ax.set_ylabel("images")
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
+    for ax, col, xl in zip(axes, ("overlap_rate", "iou"),
+                           ("overlap rate |S_train ∩ S_strong| / |S_strong|", "IoU of perturbed pixel sets")):
+        if col not in df.columns:
+            ax.set_visible(False)
+            continue
+        v = df[col].to_numpy(dtype=float)
+        ax.hist(v[~np.isnan(v)], bins=bins, alpha=0.6, label="all")
+        if len(succ) == 2:
+            m = df[succ[0]].to_numpy(bool) & df[succ[1]].to_numpy(bool) & ~np.isnan(v)
+            ax.hist(v[m], bins=bins, alpha=0.6, label="both succeed")
+        ax.set_xlabel(xl, fontsize=8)
+        ax.set_ylabel("images")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

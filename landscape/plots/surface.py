@@ -23,6 +23,7 @@ def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels:
     for j, p in enumerate(panels):
         z = np.asarray(p["z"], dtype=float)
         title = p.get("title", "")
+        xl, yl = ("v1 (Hessian)", "v2 (Hessian)") if p.get("directions") == "hessian" else ("d1", "d2")
         if p.get("cragginess"):
             title += "\n" + format_cragginess(p["cragginess"])
         if z.ndim == 2 and min(z.shape) > 1:
@@ -31,18 +32,18 @@ def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels:
             cs = ax.contour(A, B, z, levels=levels, cmap="viridis")
             ax.clabel(cs, inline=True, fontsize=6, fmt="%.2g")
             ax.plot([0], [0], "r+")
-            ax.set_xlabel("d1")
-            ax.set_ylabel("d2")
+            ax.set_xlabel(xl)
+            ax.set_ylabel(yl)
             ax.set_title(title, fontsize=8)
             ax3 = fig.add_subplot(2, k, k + j + 1, projection="3d")
             ax3.plot_surface(A, B, z, cmap="viridis", linewidth=0, antialiased=True)
-            ax3.set_xlabel("d1")
-            ax3.set_ylabel("d2")
+            ax3.set_xlabel(xl)
+            ax3.set_ylabel(yl)
             ax3.set_zlabel("loss")
         else:
             ax = fig.add_subplot(1, k, j + 1)
             ax.plot(p["a"], z.reshape(-1), "o-", ms=3)
-            ax.set_xlabel("d1")
+            ax.set_xlabel(xl)
             ax.set_ylabel("loss")
             ax.set_title(title, fontsize=8)
     fig.tight_layout()

@@ -2,7 +2,7 @@
 
 Run the ordinary command under torchrun::
 
-    torchrun --nproc_per_node 2 -m landscape.training.distributed --norm l0 --eps 20 --epochs 5
+    torchrun --nproc_per_node 2 -m analysis_cli train --norm l0 --eps 20 --epochs 5
     torchrun --nproc_per_node 8 $(which landscape) train --norm l0 --eps 20      # the same
 
 Every rank holds the whole dataset on its device and reads its own shard of each epoch's seeded
@@ -93,15 +93,3 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def main(argv=None):
-    """``python -m landscape.training.distributed ARGS``: ``landscape train ARGS`` under torchrun."""
-    import sys
-
-    from analysis_cli import main as cli_main
-    cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    main()

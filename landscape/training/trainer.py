@@ -51,7 +51,7 @@ CHECKPOINT = "checkpoint.pt"
 #: (``landscape train --norm l0 --eps 20`` on fashion-mnist-mini) takes minutes on 2 cores
 QUICK_SMALL_CNN = {"width": 16, "hidden": 128}
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_adv_acc", "train_clean_acc", "monitor_clean_acc",
-                  "monitor_train_attack_acc", "monitor_strong_acc", "co", "epoch_time_s", "examples"]
+                  "monitor_train_attack_acc", "monitor_strong_acc", "co", "epoch_time_s", "examples", "grad_norm"]
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
@@ -240,7 +240,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
             if recipe.soft_labels else None)
     metrics: list[dict] = []
     start_epoch, start_step = 0, 0
-    accum = torch.zeros(4, dtype=torch.float64, device=dev)  # loss sum, adv correct, clean correct, examples
+    accum = torch.zeros(5, dtype=torch.float64, device=dev)  # loss sum, adv/clean correct, examples, Σ n·‖∇θL‖
     elapsed = 0.0
     if existing is not None:
         model.load_state_dict(existing.state_dict)
@@ -250,7 +250,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
         if soft is not None and ts.get("soft_labels") is not None:
             soft.load_state_dict(ts["soft_labels"])
         if ts.get("accum") is not None:
-            accum = ts["accum"].to(dev, torch.float64).clone()
+            accum[: len(ts["accum"])] = ts["accum"].to(dev, torch.float64)
         elapsed = float(ts.get("elapsed", 0.0))
         metrics = existing.metrics
         start_epoch, start_step = existing.epoch, existing.step
@@ -333,6 +333,8 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                     loss = loss_from_logits(recipe, lc, la, targets)
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
+                gnorm = torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in model.parameters()
+                                                              if p.grad is not None]))  # Fig. 4a: ‖∇θ L‖₂ per step
                 optim.step()
                 # --- soft labels and metrics, all on the device
                 if soft is not None and soft.active(epoch):
@@ -351,6 +353,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                     accum[1] += (la.detach().argmax(1) == y).sum()
                     accum[2] += (lc.detach().argmax(1) == y).sum() if lc is not None else float("nan")
                     accum[3] += n
+                    accum[4] += gnorm.double() * n
                 pbar.update(1)
                 steps_this_call += 1
                 done = step + 1
@@ -371,7 +374,8 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
             ex = float(tot[3])
             row = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch, steps_per_epoch - 1, steps_per_epoch),
                    "train_loss": float(tot[0]) / ex, "train_adv_acc": float(tot[1]) / ex,
-                   "train_clean_acc": float(tot[2]) / ex, "epoch_time_s": epoch_time, "examples": int(ex)}
+                   "train_clean_acc": float(tot[2]) / ex, "epoch_time_s": epoch_time, "examples": int(ex),
+                   "grad_norm": float(tot[4]) / ex}
             co = False
             if monitor is not None:
                 if info.is_main:

@@ -113,5 +113,9 @@ def test_hessian_cli_one_budget_for_checkpoints_of_different_norms(tmp_path, cli
                  "--attack-queries", 3, "--out", out, *COMMON])
     assert r.exit_code == 0, r.output
     a, b = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"]
-    assert a["attack"]["attack"] == "saa" and a["attack"]["stages"]["rs"]["n_queries"] == 3
-    assert b["attack"]["attack"] == "apgd" and b["attack"]["steps"] == 2
+    assert a["attack"]["attack"] == "maxloss" and [s["attack"] for s in a["attack"]["stages"]] == ["spgd", "spgd-projected", "rs"]
+    assert a["attack"]["stages"][0]["steps"] == 2 and a["attack"]["stages"][2]["n_queries"] == 3
+    assert a["attack"]["stages"][0]["early_stop"] is False and a["attack"]["stages"][0]["loss"] == "ce"
+    assert b["attack"]["attack"] == "maxloss" and b["attack"]["stages"][0]["attack"] == "apgd"
+    assert b["attack"]["stages"][0]["steps"] == 2
+    assert a["split"] == "train" and a["adversarial_ce"] >= a["clean_ce"] - 1e-6

@@ -70,10 +70,11 @@ def test_cli_interp(cli_run, l0_ckpt, tmp_path):
     df = pd.read_csv(tmp_path / "t2.csv")
     assert list(df.alpha[:3]) == [0.0, 0.5, 1.0] and df.kind.iloc[-1] == "strong"
     from landscape.checkpoint import Checkpoint
-    from analysis_cli.surface import load_examples
+    from landscape.analysis.api import load_examples
     from landscape.attacks import training_attack
     ck = Checkpoint.load(l0_ckpt)
-    x, y, _ = load_examples(ck, "test", 16, 0, torch.device("cpu"))
+    ex = load_examples(ck, split="test", n_examples=16, seed=0)
+    x, y = ex.x, ex.y
     model = ck.model()
     assert df.acc.iloc[0] == pytest.approx(predict_stats(model, x, y)[1])
     xa = run_attack(training_attack("l0", 3), model, x, y, seed=0)

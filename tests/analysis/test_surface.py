@@ -133,14 +133,15 @@ def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
     full = pd.read_csv(tmp_path / "full.csv")
     meta = json.loads((tmp_path / "full.json").read_text())["meta"]
     assert meta["surfaces"][0]["loss_mode"] == "recomputed"
-    assert "second_diff" in meta["cragginess"]["l0"]
+    assert "second_diff" in meta["cragginess"]["l0"] and "jump_ratio" in meta["cragginess"]["l0"]
+    assert meta["surfaces"][0]["directions"]["kind"] == "hessian" and meta["surfaces"][0]["range"] == [-0.1, 0.1]
+    assert meta["surfaces"][0]["split"] == "train"
     assert (tmp_path / "full.png").stat().st_size > 0
     # the centre equals the checkpoint's recomputed adversarial loss
     ckpt = Checkpoint.load(ck)
-    from analysis_cli.surface import load_examples
-    from landscape.attacks import training_attack
-    xs, ys, _ = load_examples(ckpt, "test", 16, 1, torch.device("cpu"))
-    centre = LossObjective(ckpt.model(), xs, ys, "recomputed", training_attack("l0", 3), seed=1 + 4)
+    from landscape.analysis import api
+    ex = api.load_examples(ckpt, split="train", n_examples=16, seed=1)
+    centre = LossObjective(ckpt.model(), ex.x, ex.y, "recomputed", api.surface_attack(ckpt.threat, seed=1), seed=1)
     c = full[(full.a == 0) & (full.b == 0)]
     assert float(c.loss.iloc[0]) == pytest.approx(centre.evaluate()[0], rel=1e-5)
 
@@ -179,3 +180,27 @@ def test_cli_surface_two_runs_with_the_same_file_name(cli_run, tmp_path):
     meta = json.loads((tmp_path / "s.json").read_text())["meta"]
     assert set(meta["cragginess"]) == {"run_a", "run_b"}
     assert set(pd.read_csv(tmp_path / "s.csv")["checkpoint"]) == {"run_a", "run_b"}
+
+
+def test_jump_statistics_see_steps_that_the_range_normalised_mean_misses():
+    """A smooth bowl scores low; the same bowl with a few steps scores high on both jump statistics,
+    far more than the old range-normalised mean of |second difference| moves."""
+    from landscape.analysis.cragginess import jump_fraction, jump_ratio
+    a = np.linspace(-1, 1, 31)
+    A, B = np.meshgrid(a, a, indexing="ij")
+    bowls = {"quadratic": A ** 2 + B ** 2, "log-cosh": np.log(np.cosh(3 * A)) + np.log(np.cosh(3 * B)),
+             "quartic": A ** 4 + B ** 2}
+    for name, z in bowls.items():
+        c = cragginess(z)
+        assert c["jump_ratio"] < 8 and c["jump_fraction"] == 0, (name, c)
+        steps = z + 0.15 * np.ptp(z) * ((A > 0.3).astype(float) + (B < -0.5))
+        s = cragginess(steps)
+        assert s["jump_ratio"] > 20 and s["jump_fraction"] > 0.01, (name, s)
+        assert s["jump_ratio"] > 4 * c["jump_ratio"]
+        # the old number sees much less of it
+        assert s["jump_ratio"] / c["jump_ratio"] > 2 * s["second_diff"] / c["second_diff"]
+    assert jump_ratio(bowls["quadratic"]) == pytest.approx(1.0)
+    # 1-D: a line through a step counts exactly one jump among its 30 steps
+    line = a ** 2 + 0.5 * (a > 0.1)
+    assert jump_fraction(line) == pytest.approx(1 / 30)
+    assert jump_fraction(np.zeros(10)) == 0 and np.isfinite(jump_ratio(np.zeros(10)))

@@ -72,7 +72,7 @@ def test_eval_bad_input(cli_run, tiny_ckpt, tmp_path, args, msg):
 
 def test_eval_missing_and_corrupt_checkpoint(cli_run, tmp_path):
     r = cli_run(["eval", tmp_path / "nope.pt"])
-    assert r.exit_code == 2 and "does not exist" in r.stderr
+    assert r.exit_code == 2 and "not found" in r.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     r = cli_run(["eval", bad])

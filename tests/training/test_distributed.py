@@ -13,7 +13,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, LANDSCAPE_NO_PROGRESS="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "landscape.training.distributed", "--norm", "l0", "--eps", "10", "--epochs", "2",
+           "-m", "analysis_cli", "train", "--norm", "l0", "--eps", "10", "--epochs", "2",
            "--batch-size", "16", "--max-train-examples", "64", "--eval-examples", "8", "--device", "cpu",
            "--out", str(out), "--set", "sat_start=0", "--set", "monitor_examples=8",
            "--set", 'monitor_attack_kwargs={"steps": 2}', "--set", "eval_attack=spgd",

@@ -1,0 +1,184 @@
+"""The checkpoint-level analysis layer (landscape.analysis.api): threat rule, budgets, examples,
+library == CLI, batched surface points, the library never importing the CLI, gradients, overlap rate."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from landscape.analysis import api
+from landscape.analysis.batched import evaluate_points
+from landscape.analysis.directions import random_directions
+from landscape.analysis.objective import LossObjective, plane_offset
+from landscape.checkpoint import Checkpoint
+from landscape.errors import LandscapeError
+from landscape.models import build_model
+from landscape.threat import ThreatModel
+
+from .test_surface import make_ckpt
+
+
+def test_nothing_in_the_library_imports_the_cli():
+    root = Path(__file__).resolve().parents[2] / "landscape"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            if any(n == "analysis_cli" or n.startswith("analysis_cli.") for n in names):
+                offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_one_threat_rule():
+    l0 = ThreatModel("l0", 20)
+    assert api.resolve_threat(l0) == l0
+    assert api.resolve_threat(l0, eps=5) == ThreatModel("l0", 5)
+    assert api.resolve_threat(l0, norm="l0") == l0
+    assert api.resolve_threat(l0, norm="l2", eps="0.5") == ThreatModel("l2", 0.5)
+    with pytest.raises(LandscapeError, match="give `eps` for l2"):
+        api.resolve_threat(l0, norm="l2")           # a budget does not carry across norms
+    with pytest.raises(LandscapeError, match="no threat model"):
+        api.resolve_threat(None, eps=3)
+    assert api.resolve_threat(None) is None
+
+
+def test_every_command_applies_the_same_threat_rule(cli_run, tmp_path):
+    ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 3))
+    for cmd in (["eval", ck, "--n-examples", 4], ["hessian", ck, "--n-examples", 4, "--out", tmp_path / "h"],
+                ["surface", ck, "--n-examples", 4, "--out", tmp_path / "s.png"],
+                ["overlap", ck, "--n-examples", 4, "--out", tmp_path / "o.png"]):
+        r = cli_run([*cmd, "--norm", "l2"])
+        assert r.exit_code == 2, (cmd, r.output)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "give --eps for l2" in lines[0], (cmd, r.stderr)
+
+
+def test_scale_budget_maps_cifar_budgets_to_the_image_size():
+    mn = (1, 28, 28)
+    assert api.scale_budget(ThreatModel("l1", 24), mn).eps == pytest.approx(24 * 784 / 3072)
+    assert api.scale_budget(ThreatModel("l2", 0.5), mn).eps == pytest.approx(0.5 * (784 / 3072) ** 0.5)
+    assert api.scale_budget(ThreatModel("linf", 8 / 255), mn).eps == pytest.approx(8 / 255)
+    assert api.scale_budget(ThreatModel("l0", 20), mn).eps == 15 and api.scale_budget(ThreatModel("l0", 1), mn).eps == 1
+    assert api.scale_budget(ThreatModel("l2", 0.5), (3, 32, 32)).eps == pytest.approx(0.5)
+
+
+def test_examples_honour_split_and_data_dir(tmp_path):
+    from tests.data.cifar_files import make_cifar_files, write_extracted
+    from landscape.data import load_dataset
+    files = make_cifar_files("cifar10", per_file=6, seed=3)
+    write_extracted("cifar10", tmp_path / "data", files)
+    ds = load_dataset("cifar10", "train", data_dir=tmp_path / "data")
+    kw = dict(in_channels=3, num_classes=10, image_size=32, width=2, hidden=8)
+    ck = Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw,
+                           dataset={**ds.describe(), "data_dir": None}, threat=ThreatModel("l0", 2))
+    ck.path = None
+    ex = api.load_examples(ck, split="train", n_examples=7, seed=2, data_dir=tmp_path / "data")
+    idx = ds.subset_indices(7, seed=2)
+    assert ex.split == "train" and torch.equal(ex.index, idx)
+    assert torch.equal(ex.x, ds.images[idx].float() / 255) and torch.equal(ex.y, ds.labels[idx])
+    test = api.load_examples(ck, split="test", n_examples=None, seed=2, data_dir=tmp_path / "data")
+    assert len(test) == 6 and test.split == "test"
+    with pytest.raises(LandscapeError, match="`n_examples`"):
+        api.load_examples(ck, split="train", n_examples=0, data_dir=tmp_path / "data")
+    with pytest.raises(LandscapeError, match="`split`"):
+        api.load_examples(ck, split="val", data_dir=tmp_path / "data")
+
+
+def test_library_entry_point_gives_the_cli_numbers(cli_run, tmp_path):
+    ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 2))
+    opts = dict(topk=2, n_examples=8, batch_size=4, params="classifier.5.*", attack_steps=2, attack_queries=3)
+    df, meta = api.hessian_spectrum([ck], **opts)
+    r = cli_run(["hessian", ck, "--topk", 2, "--n-examples", 8, "--batch-size", 4, "--params", "classifier.5.*",
+                 "--attack-steps", 2, "--attack-queries", 3, "--out", tmp_path / "h"])
+    assert r.exit_code == 0, r.output
+    cli = pd.read_csv(tmp_path / "h.csv")
+    np.testing.assert_allclose(cli["eigenvalue"], df["eigenvalue"], rtol=1e-5)
+    m = json.loads((tmp_path / "h.json").read_text())["meta"]["checkpoints"][0]
+    assert m["split"] == "train" and m["attack"]["attack"] == "maxloss"
+    assert m["adversarial_ce"] == pytest.approx(meta["checkpoints"][0]["adversarial_ce"])
+    r = cli_run(["hessian", ck, "--topk", 0, "--out", tmp_path / "bad"])
+    assert r.exit_code == 2 and "--topk" in r.stderr and "`" not in r.stderr
+
+
+def test_scale_budget_is_printed_in_results(cli_run, tmp_path):
+    ck = make_ckpt(tmp_path / "l2.pt", ThreatModel("l2", 0.5))
+    r = cli_run(["hessian", ck, "--topk", 2, "--n-examples", 4, "--params", "classifier.5.*", "--attack-steps", 2,
+                 "--scale-budget", "--out", tmp_path / "h"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "h.json").read_text())["meta"]["checkpoints"][0]
+    assert m["eps_reference"] == 0.5 and m["eps_scaled"] == pytest.approx(0.5 * (784 / 3072) ** 0.5)
+    assert m["threat"]["eps"] == pytest.approx(m["eps_scaled"]) and "scaled to" in r.stderr
+
+
+@pytest.mark.parametrize("case", ["clean", "fixed", "recomputed-l0", "recomputed-linf"])
+def test_batched_points_equal_unbatched_point_by_point(tiny_cnn, case):
+    torch.manual_seed(3)
+    x = torch.rand(10, 1, 12, 12)
+    y = torch.randint(0, 3, (10,))
+    mode = case.split("-")[0]
+    threat = ThreatModel("linf", 0.05) if case.endswith("linf") else ThreatModel("l0", 2)
+    atk = None if mode == "clean" else api.surface_attack(threat, steps=4, seed=5)
+    obj = LossObjective(tiny_cnn, x, y, mode, atk, batch_size=4, seed=5)
+    d1, d2 = random_directions(tiny_cnn, 2, seed=1)
+    pts = [(a, b) for a in (-0.5, 0.0, 0.5) for b in (-0.5, 0.5)]
+    offsets = [plane_offset(d1, d2, a, b) for a, b in pts]
+    one = [obj.evaluate(o) for o in offsets]
+    many = evaluate_points(obj, offsets)
+    for (l1, a1), (l2, a2) in zip(one, many):
+        assert l2 == pytest.approx(l1, rel=1e-4, abs=1e-6) and a2 == pytest.approx(a1)
+    if mode == "recomputed":  # the points really differ, so the test is not comparing constants
+        assert len({round(v[0], 6) for v in one}) > 3
+
+
+def test_batched_surface_cli_equals_unbatched(cli_run, tmp_path):
+    ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 2))
+    base = ["surface", ck, "--grid", 3, "--n-examples", 6, "--attack-steps", 2, "--directions", "random"]
+    assert cli_run(base + ["--out", tmp_path / "a.png"]).exit_code == 0
+    r = cli_run(base + ["--points-per-batch", 4, "--out", tmp_path / "b.png"])
+    assert r.exit_code == 0, r.output
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+
+
+def test_gradients_command(cli_run, tmp_path):
+    l0 = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 2), seed=1)
+    li = make_ckpt(tmp_path / "li.pt", ThreatModel("linf", 0.03), seed=2)
+    r = cli_run(["gradients", l0, li, "--n-examples", 8, "--multi-steps", 5, "--out", tmp_path / "g"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "g.csv")
+    assert list(df["norm"]) == ["l0", "linf"] and (df["grad_distance"] > 0).all()
+    assert (df["grad_distance"] <= df["grad_norm_onestep"] + df["grad_norm_multistep"] + 1e-9).all()
+    assert (df["loss_multistep"] >= df["loss_onestep"] - 1e-6).all()   # the multi-step attack is stronger
+    # the distance is that of the two gradients of the library's own loss
+    ck = Checkpoint.load(l0)
+    st = api.setup(ck, n_examples=8)
+    from landscape.attacks import SparsePGD
+    obj = LossObjective(st.model, st.x, st.y, "clean", None, 256)
+    g = []
+    for atk in (api.make_attack(st.threat, "train", seed=0), SparsePGD(2, 5, early_stop=False, loss="ce", seed=0)):
+        xa = api.fixed_perturbations(st.model, st.x, st.y, atk, seed=0)
+        g.append(torch.cat([v.reshape(-1) for v in obj.loss_and_grad(x_adv=xa)[2].values()]).double())
+    assert df["grad_distance"][0] == pytest.approx(float((g[0] - g[1]).norm()), rel=1e-5)
+
+
+def test_overlap_rate():
+    from landscape.analysis.overlap import overlap_rate
+    a = torch.zeros(3, 2, 2, dtype=torch.bool)
+    b = torch.zeros(3, 2, 2, dtype=torch.bool)
+    a[0, 0, 0] = a[0, 0, 1] = True
+    b[0, 0, 0] = b[0, 1, 1] = True       # half of S_strong is also chosen by the training attack
+    a[1, 0, 0] = True                     # S_strong empty: undefined
+    b[2] = True
+    a[2] = True                           # identical sets
+    r = overlap_rate(a, b)
+    assert r[0] == 0.5 and torch.isnan(r[1]) and r[2] == 1.0
