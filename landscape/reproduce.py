@@ -205,6 +205,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
     spec = recipe.figure_spec(scale, out, root)
     if spec and not dry_run:
         from .plots import figures
+        figures.COMMAND = f"landscape reproduce {recipe.name} --scale {scale} --out {root}"
         spec = dict(spec)
         builder = getattr(figures, spec.pop("builder"), None)
         if builder is None:

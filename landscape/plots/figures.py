@@ -27,9 +27,13 @@ def _read_json(path: str | Path) -> dict:
         raise LandscapeError(f"cannot read result {path}: {e}") from None
 
 
+#: the command line recorded in the tables' metadata (set by ``landscape.reproduce.run_recipe``)
+COMMAND: str | None = None
+
+
 def _write(df: pd.DataFrame, meta: dict, stem: Path) -> None:
     from ..results import write_results
-    write_results(df, meta, stem.with_suffix(".csv"), stem.with_suffix(".json"))
+    write_results(df, meta, stem.with_suffix(".csv"), stem.with_suffix(".json"), command=COMMAND)
 
 
 def _eval_summary(path: str | Path) -> dict:
