@@ -19,10 +19,13 @@ def _fmt(v):
 def info(checkpoint, as_json):
     """Print the summary of CHECKPOINT: architecture, dataset, threat model, recipe, epoch, metrics."""
     from landscape.checkpoint import load_checkpoint
+    from landscape.training.recipe import stored_version as recipe_version
 
     ck = load_checkpoint(checkpoint)
     if as_json:
         meta = {k: v for k, v in ck.data.items() if k not in ("state_dict", "train_state")}
+        if ck.recipe:
+            meta["recipe_version"] = recipe_version(ck.recipe)
         click.echo(json.dumps(meta, indent=2, default=str))
         return
     ds = ck.dataset
@@ -35,7 +38,10 @@ def info(checkpoint, as_json):
     click.echo(f"dataset:    {ds.get('name')} ({ds.get('channels')}x{ds.get('height')}x{ds.get('width')}, "
                f"{ds.get('num_classes')} classes)")
     click.echo(f"threat:     {ck.threat or 'none (clean)'}")
-    click.echo(f"recipe:     {(recipe or {}).get('name', 'custom') if recipe else 'none'}")
+    click.echo(f"recipe:     {(recipe or {}).get('name', 'custom') if recipe else 'none'}"
+               + (f" (recipe version {recipe_version(recipe)}"
+                  + (": trained before the protocol fixes; see docs/design.md)" if recipe_version(recipe) < 2 else ")")
+                  if recipe else ""))
     click.echo(f"epoch:      {ck.epoch}" + (f" (+{ck.step} steps)" if ck.step else ""))
     extra = ck.data.get("extra") or {}
     if extra.get("imported_from"):
@@ -47,3 +53,4 @@ def info(checkpoint, as_json):
         click.echo(f"metrics:    {shown}")
     else:
         click.echo("metrics:    none")
+

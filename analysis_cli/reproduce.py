@@ -15,13 +15,16 @@ import click
 @click.option("--list", "list_only", is_flag=True, help="list the recipes and exit")
 @click.option("--dry-run", is_flag=True, help="print the commands without running them")
 @click.option("--no-report", is_flag=True, help="do not write OUT/report.md at the end")
+@click.option("--seeds", default=None, metavar="LIST|N",
+              help="train and evaluate every model once per seed (0,1,2 or a count: 3), each seed under "
+                   "OUT/seed<s>; the tables get mean ± sd over seeds in OUT/<name>/<table>_seeds.*")
 @click.option("--in-process", is_flag=True, help="run the steps in this process instead of subprocesses "
               "(faster start-up; the default for --quick)")
-def reproduce(names, out, scale, quick, list_only, dry_run, no_report, in_process):
+def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, in_process):
     """Run the reproduction recipes NAMES (default: all), then gather a report.
 
     Rerunning the same command skips finished steps and resumes an interrupted one."""
-    from landscape.reproduce import list_recipes, run_recipe
+    from landscape.reproduce import list_recipes, parse_seeds, run_recipe, run_seeds
     from landscape.errors import LandscapeError
 
     recipes = list_recipes()
@@ -36,10 +39,20 @@ def reproduce(names, out, scale, quick, list_only, dry_run, no_report, in_proces
     chosen = recipes if not names or "all" in names else [by_name[n] for n in names]
     scale = "quick" if quick else scale
     total = 0.0
+    seed_list = parse_seeds(seeds)
+    if seed_list is not None:
+        fixed = [r.name for r in chosen if not r.takes_seed()]
+        if fixed:
+            raise LandscapeError(f"--seeds: recipe(s) {', '.join(fixed)} have no seed placeholder; "
+                                 "name the recipes to run with several seeds")
     for r in chosen:
-        s = run_recipe(r, out, scale, dry_run=dry_run, echo=lambda m: click.echo(m, err=True),
-                       in_process=in_process or scale == "quick", run_command=_run_command)
+        kw = dict(dry_run=dry_run, echo=lambda m: click.echo(m, err=True), in_process=in_process or scale == "quick",
+                  run_command=_run_command)
+        s = run_recipe(r, out, scale, **kw) if seed_list is None else run_seeds(r, out, seed_list, scale, **kw)
         total += s.get("seconds", 0.0)
+        for t in s.get("tables", []):
+            if t.endswith(".md"):
+                click.echo(f"{r.name}: mean ± sd over seeds {seed_list}\n" + open(t).read())
     if not dry_run and not no_report:
         from landscape.report import build_report
         md, _, n = build_report(out, title=f"landscape reproduction ({scale} scale)")

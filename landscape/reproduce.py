@@ -64,10 +64,13 @@ class Recipe:
     figure: dict | None = None
     path: Path | None = None
 
-    def values(self, scale: str, out: Path, root: Path) -> dict:
+    def values(self, scale: str, out: Path, root: Path, seed: int | None = None) -> dict:
         if scale not in self.scales:
             raise LandscapeError(f"recipe {self.name} has no scale {scale!r}; it has {', '.join(self.scales)}")
-        values = {**self.variables, **self.scales[scale], "out": str(out), "root": str(root), "scale": scale}
+        values = {"seed": 0, **self.variables, **self.scales[scale], "out": str(out), "root": str(root),
+                  "scale": scale}
+        if seed is not None:
+            values["seed"] = int(seed)
         # let scale values refer to shared variables and to each other
         for _ in range(3):
             values = {k: (v.format(**values) if isinstance(v, str) else v) for k, v in values.items()}
@@ -85,14 +88,19 @@ class Recipe:
         except KeyError as e:
             raise LandscapeError(f"recipe {self.name}: placeholder {e} has no value at scale {scale}") from None
 
-    def commands(self, scale: str, out: Path, root: Path | None = None) -> list[str]:
-        values = self.values(scale, out, root or out.parent)
+    def commands(self, scale: str, out: Path, root: Path | None = None, seed: int | None = None) -> list[str]:
+        values = self.values(scale, out, root or out.parent, seed)
         return [" ".join(self._fill(step, values, scale).split()) for step in self.steps]
 
-    def figure_spec(self, scale: str, out: Path, root: Path | None = None) -> dict | None:
+    def figure_spec(self, scale: str, out: Path, root: Path | None = None, seed: int | None = None) -> dict | None:
         if not self.figure:
             return None
-        return self._fill(self.figure, self.values(scale, out, root or out.parent), scale)
+        return self._fill(self.figure, self.values(scale, out, root or out.parent, seed), scale)
+
+    def takes_seed(self) -> bool:
+        """Whether the recipe's commands change with ``{seed}`` (``--seeds`` needs it)."""
+        return any("{seed}" in str(v) for v in [*self.steps, *self.variables.values(),
+                                                *(x for sc in self.scales.values() for x in sc.values())])
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -167,12 +175,15 @@ def _run_in_process(command: str, run_command) -> int:
 
 
 def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
-               echo=print, env: dict | None = None, in_process: bool = False, run_command=None) -> dict:
+               echo=print, env: dict | None = None, in_process: bool = False, run_command=None,
+               seed: int | None = None) -> dict:
     """Run every step of ``recipe`` at ``scale`` under ``out_root/<name>``; return a summary dict.
 
     Finished steps are recorded in ``out_root/.done.json`` (shared by all recipes, so a model that
     several recipes train under ``{root}/models`` is trained once). ``in_process`` runs the steps
-    with ``run_command(argv)`` (e.g. ``analysis_cli.main``) instead of child processes.
+    with ``run_command(argv)`` (e.g. ``analysis_cli.main``) instead of child processes. ``seed`` fills
+    the recipes' ``{seed}`` placeholder (default 0); :func:`run_seeds` runs several seeds, each in
+    its own root.
     """
     if in_process and run_command is None:
         raise LandscapeError("running recipe steps in process needs `run_command` (the CLI's main function)")
@@ -181,7 +192,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
     out.mkdir(parents=True, exist_ok=True)
     done_file = root / ".done.json"
     done = json.loads(done_file.read_text()) if done_file.exists() else {}
-    commands = recipe.commands(scale, out, root)
+    commands = recipe.commands(scale, out, root, seed)
     summary = {"recipe": recipe.name, "title": recipe.title, "claim": recipe.claim, "scale": scale, "steps": []}
     for i, cmd in enumerate(commands, 1):
         if cmd in done:
@@ -202,7 +213,7 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
         done[cmd] = round(time.perf_counter() - t0, 1)
         atomic_write_text(done_file, json.dumps(done, indent=1))
         summary["steps"].append({"command": cmd, "seconds": done[cmd], "skipped": False})
-    spec = recipe.figure_spec(scale, out, root)
+    spec = recipe.figure_spec(scale, out, root, seed)
     if spec and not dry_run:
         from .plots import figures
         figures.COMMAND = f"landscape reproduce {recipe.name} --scale {scale} --out {root}"
@@ -216,3 +227,131 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
     if not dry_run:
         atomic_write_text(out / "reproduce.json", json.dumps(summary, indent=1))
     return summary
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; ``"3"`` means three seeds ``[0, 1, 2]``; None stays None."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise LandscapeError(f"seeds must be whole numbers separated by commas (0,1,2) or a count (3), got {text!r}") from None
+    if len(vals) == 1 and "," not in str(text):
+        if not 1 <= vals[0] <= 100:
+            raise LandscapeError(f"a number of seeds must be between 1 and 100, got {vals[0]}")
+        vals = list(range(vals[0]))
+    if not vals or any(v < 0 for v in vals) or len(set(vals)) != len(vals):
+        raise LandscapeError(f"seeds must be distinct whole numbers >= 0, got {text!r}")
+    return vals
+
+
+def seed_root(out_root: str | Path, seed: int) -> Path:
+    """Where seed ``seed`` of a multi-seed reproduction lives: ``OUT/seed<seed>`` (its own models)."""
+    return Path(out_root) / f"seed{int(seed)}"
+
+
+def run_seeds(recipe: Recipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist", *,
+              echo=print, **kw) -> dict:
+    """Run ``recipe`` once per seed, each seed in its own root ``OUT/seed<s>`` (models included), then
+    write the tables of every seed side by side with their mean ± standard deviation into
+    ``OUT/<name>/`` (:func:`aggregate_seeds`)."""
+    if not recipe.takes_seed():
+        raise LandscapeError(f"recipe {recipe.name} has no {{seed}} placeholder; it cannot run several seeds")
+    summaries = []
+    for s in seeds:
+        echo(f"[{recipe.name}] seed {s} ({seeds.index(s) + 1} of {len(seeds)})")
+        summaries.append(run_recipe(recipe, seed_root(out_root, s), scale, echo=echo, seed=s, **kw))
+    made = [] if kw.get("dry_run") else aggregate_seeds(recipe, out_root, seeds, scale)
+    return {"recipe": recipe.name, "seeds": list(seeds), "scale": scale, "per_seed": summaries,
+            "tables": [str(p) for p in made],
+            "seconds": round(sum(x.get("seconds", 0.0) for x in summaries), 1)}
+
+
+#: numeric columns summarised over seeds, and the row key of each table kind
+SEED_COLUMNS = ("clean", "worst-case", "saa", "spgd", "spgd-projected", "rs", "final_train_attack_acc",
+                "final_monitor_strong_acc", "train_minutes")
+
+
+def _seed_tables(recipe: Recipe, out_root: Path, seeds: list[int], scale: str) -> dict[str, list]:
+    """``{table name: [rows of seed s, ...]}`` for the tables the recipe's figure wrote per seed."""
+    spec = recipe.figure or {}
+    names = {"results_table": [spec.get("name", "table")],
+             "co_curves": [spec.get("name", "co") + "_summary"]}.get(spec.get("builder"), [])
+    found = {}
+    for name in names:
+        per_seed = []
+        for s in seeds:
+            path = seed_root(out_root, s) / recipe.name / f"{name}.json"
+            if not path.exists():
+                raise LandscapeError(f"seed {s} of {recipe.name} has no table {path}; run it first")
+            per_seed.append(json.loads(path.read_text())["rows"])
+        found[name] = per_seed
+    return found
+
+
+def aggregate_seeds(recipe: Recipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist") -> list[Path]:
+    """Mean ± standard deviation over seeds of every numeric column of the recipe's tables.
+
+    Writes ``OUT/<name>/<table>_seeds.csv``/``.json`` (one row per model: ``<col>_mean``,
+    ``<col>_sd`` (sample sd, ddof=1), ``<col>_seeds`` (the per-seed values), ``co_seeds``: how many
+    seeds were flagged CO) and ``<table>_seeds.md`` (the table as a person reads it) and a bar chart
+    with the seeds' spread."""
+    import statistics
+
+    import pandas as pd
+
+    from .plots.figures import seed_bars, write_table
+
+    out_root = Path(out_root)
+    out = out_root / recipe.name
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, per_seed in _seed_tables(recipe, out_root, seeds, scale).items():
+        key = "label" if "label" in per_seed[0][0] else "run"
+        labels = [r[key] for r in per_seed[0]]
+        rows = []
+        for label in labels:
+            got = [next((r for r in rows_s if r.get(key) == label), None) for rows_s in per_seed]
+            if any(g is None for g in got):
+                raise LandscapeError(f"{recipe.name}: row {label!r} is missing in some seed's {name} table")
+            row = {key: label, "seeds": len(seeds)}
+            for col in SEED_COLUMNS:
+                vals = [g.get(col) for g in got]
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                    row[f"{col}_mean"] = statistics.fmean(vals)
+                    row[f"{col}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                    row[f"{col}_seeds"] = [round(v, 4) for v in vals]
+            if all("co" in g for g in got):
+                row["co_seeds"] = sum(bool(g["co"]) for g in got)
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        meta = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "table": name,
+                "per_seed": [str(seed_root(out_root, s) / recipe.name / f"{name}.json") for s in seeds],
+                "sd": "sample standard deviation over seeds (ddof=1)"}
+        stem = out / f"{name}_seeds"
+        write_table(df, meta, stem)
+        md = seeds_markdown(df, key, len(seeds))
+        atomic_write_text(stem.with_suffix(".md"), md)
+        made += [stem.with_suffix(".md"), *seed_bars(df, key, stem.with_suffix(".png"),
+                                                     title=f"{recipe.title} ({len(seeds)} seeds, mean ± sd)")]
+    return made
+
+
+def seeds_markdown(df, key: str, n: int) -> str:
+    """The seed table as markdown: accuracies in % as mean ± sd, CO as 'k of n seeds'."""
+    cols = [("clean", "clean"), ("worst-case", "sAA"), ("saa", "sAA"), ("final_train_attack_acc", "training attack"),
+            ("train_minutes", "train min")]
+    have = [(c, h) for c, h in cols if f"{c}_mean" in df]
+    head = [key] + [h for _, h in have] + (["CO (seeds)"] if "co_seeds" in df else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in df.iterrows():
+        cells = [str(r[key])]
+        for c, _ in have:
+            m, s = r[f"{c}_mean"], r[f"{c}_sd"]
+            cells.append(f"{m:.2f} ± {s:.2f}" if c == "train_minutes" else f"{100 * m:.1f} ± {100 * s:.1f}")
+        if "co_seeds" in df:
+            cells.append(f"{int(r['co_seeds'])} of {n}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -20,9 +20,9 @@ Registry names
     fgsm               linf, l2               FGSM (one step, projected)
     nfgsm              linf, l2               N-FGSM (noise 2 eps, step eps, NOT projected: training)
     onestep-l1         l1                     one-step l1 attack (Fast-EG-l1 style)
-    spgd1              l0                     one-step sparse-PGD with random start (training)
-    nspgd1             l0                     random sparse noise + one sPGD step (NOT projected: training)
-    nspgd              l0                     random sparse noise + multi-step sPGD (NOT projected: training)
+    spgd1              l0                     one-step sparse-PGD, random start, α=β=1 (the authors' training attack)
+    nspgd1             l0                     noise on 0..2k random pixels + one sPGD step (NOT projected: training)
+    nspgd              l0                     the same noise + 10-step sPGD with early stop (NOT projected: training)
     exact-l0           l0 (k=1)               exhaustive: every pixel x every colour-cube corner, max CE
     maxloss            all                    strong attack keeping the highest-CE result (Hessian, surfaces)
     =================  =====================  ==========================================================
@@ -58,8 +58,9 @@ ATTACKS = {
     "fgsm": (FGSM, ("linf", "l2"), {}),
     "nfgsm": (NFGSM, ("linf", "l2"), {}),
     "onestep-l1": (OneStepL1, ("l1",), {}),
-    "spgd1": (SparsePGD, ("l0",), {"steps": 1, "early_stop": False, "track_best": False, "random_start": True}),
-    "nspgd1": (NoisySparsePGD, ("l0",), {}),
+    "spgd1": (SparsePGD, ("l0",), {"steps": 1, "early_stop": False, "track_best": False, "random_start": True,
+                                   "alpha": 1.0, "beta": 1.0}),
+    "nspgd1": (NoisySparsePGD, ("l0",), {"alpha": 1.0, "beta": 1.0}),
     "nspgd": (NoisySparsePGD, ("l0",), {"steps": 10}),
     "exact-l0": (ExactL0K1, ("l0",), {}),
     "maxloss": (StrongMaxLoss, ("l0", "l1", "l2", "linf"), {}),

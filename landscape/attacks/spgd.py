@@ -184,14 +184,35 @@ class SparsePGD(Attack):
         return (x + best_delta).clamp(0, 1)
 
 
-class NoisySparsePGD(Attack):
-    """N-FGSM-style noisy one-step l0 attack for fast training.
+def sparse_noise(x: torch.Tensor, max_pixels: int, gen=None) -> torch.Tensor:
+    """``x + η``: for each example a number of pixels drawn uniformly from ``{0, ..., max_pixels}``,
+    each chosen pixel (all its channels) set to uniform random values in [0, 1].
 
-    Random sparse noise first: ``noise_pixels`` (default k) random pixels are set to uniform random
-    values in [0,1]; then one sparse-PGD step (random start, budget k) from the noisy point. With
-    ``project=False`` (the training default, as N-FGSM) the result changes up to ``k + noise_pixels``
-    pixels, i.e. it lies in the l0 ball of radius ``k + noise_pixels``, not the threat model's;
-    with ``project=True`` it is projected back onto ``ThreatModel('l0', k)``. Evaluation never uses it.
+    The l0 analogue of N-FGSM's noise (the paper's Alg. 3 line 5, η ∈ S_2k). The count's and the
+    values' distributions are not given by the paper; these are our choice (``docs/design.md``).
+    """
+    n, c, h, w = x.shape
+    kmax = min(int(max_pixels), h * w)
+    if kmax <= 0:
+        return x
+    counts = torch.randint(0, kmax + 1, (n, 1), generator=gen, device=x.device)
+    scores = torch.rand((n, h * w), generator=gen, device=x.device)
+    ranks = scores.argsort(dim=1).argsort(dim=1)          # a uniformly random permutation per row
+    sel = (ranks < counts).to(x.dtype).view(n, 1, h, w)
+    values = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return x * (1 - sel) + values * sel
+
+
+class NoisySparsePGD(Attack):
+    """N-FGSM-style noisy l0 attack for fast training.
+
+    Random sparse noise first (:func:`sparse_noise`: a uniformly drawn number of pixels in
+    ``[0, noise_pixels]``, default ``2k`` as the paper's Alg. 3, set to uniform random values); then
+    ``steps`` sparse-PGD steps (random start, budget k) from the noisy point. With ``project=False``
+    (the training default, as N-FGSM) the result lies in the l0 ball of radius ``k + noise_pixels``,
+    not the threat model's; with ``project=True`` it is projected back onto ``ThreatModel('l0', k)``.
+    Evaluation never uses it. (The trainer applies the noise to the input itself, so that the clean
+    term and the soft labels see it too; this class is the same thing as one attack.)
 
     Example::
 
@@ -203,28 +224,21 @@ class NoisySparsePGD(Attack):
 
     def __init__(self, eps: float = 20, steps: int = 1, *, noise_pixels: int | None = None, project: bool = False,
                  projected: bool = False, alpha: float = 0.25, beta: float = 0.25, magnitude: float = 1.0,
-                 loss: str = "adaptive", seed: int | None = None, norm: str = "l0", mode: str = "eval"):
+                 loss: str = "adaptive", early_stop: bool | None = None, patience: int = 3,
+                 seed: int | None = None, norm: str = "l0", mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
-        self.noise_pixels = int(self.threat.k if noise_pixels is None else noise_pixels)
+        self.noise_pixels = int(2 * self.threat.k if noise_pixels is None else noise_pixels)
         self.project = bool(project)
         self.seed = seed
         self.steps = int(steps)
+        multi = self.steps > 1 if early_stop is None else bool(early_stop)
         self._spgd = SparsePGD(eps, steps, projected=projected, alpha=alpha, beta=beta, magnitude=magnitude,
-                               loss=loss, early_stop=False, track_best=False,
+                               loss=loss, early_stop=multi, track_best=multi, patience=patience,
                                seed=None if seed is None else seed + 1, mode=mode)
 
     def perturb(self, model, x, y):
         gen = generator_for(self.seed, x.device)
-        n, c, h, w = x.shape
-        kn = min(self.noise_pixels, h * w)
-        x_noisy = x
-        if kn > 0:
-            scores = torch.rand((n, h * w), generator=gen, device=x.device)
-            sel = torch.zeros_like(scores)
-            sel.scatter_(1, scores.topk(kn, dim=1).indices, 1.0)
-            sel = sel.view(n, 1, h, w)
-            values = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            x_noisy = x * (1 - sel) + values * sel
+        x_noisy = sparse_noise(x, self.noise_pixels, gen)
         x_adv = self._spgd.perturb(model, x_noisy, y)
         if self.project:
             x_adv = self.threat.project(x, x_adv)

@@ -36,6 +36,43 @@ def _write(df: pd.DataFrame, meta: dict, stem: Path) -> None:
     write_results(df, meta, stem.with_suffix(".csv"), stem.with_suffix(".json"), command=COMMAND)
 
 
+def write_table(df: pd.DataFrame, meta: dict, stem: str | Path) -> None:
+    """Write a table as ``<stem>.csv`` and ``<stem>.json`` through the commands' result writer."""
+    _write(df, meta, Path(stem))
+
+
+def seed_bars(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "") -> list[Path]:
+    """Clean and sparse-AutoAttack accuracy per model over seeds: bars at the mean, whiskers ± one
+    standard deviation, every seed's value as a dot; a model flagged CO in some seeds is labelled so."""
+    import numpy as np
+
+    png = Path(png)
+    n = len(df)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * n + 2.5), 4.4))
+    xs = np.arange(n)
+    for off, col, label, color in ((-0.2, "clean", "clean", "C0"), (0.2, "worst-case", "sAA (worst case)", "C3")):
+        if f"{col}_mean" not in df:
+            continue
+        ax.bar(xs + off, 100 * df[f"{col}_mean"], width=0.38, yerr=100 * df[f"{col}_sd"], capsize=3,
+               color=color, alpha=0.55, label=f"{label}, mean ± sd")
+        for x, vals in zip(xs, df[f"{col}_seeds"]):
+            ax.plot([x + off] * len(vals), [100 * v for v in vals], "o", ms=3, color=color)
+    labels = list(df[key])
+    if "co_seeds" in df:
+        labels = [f"{lab}\n(CO in {int(c)} of {int(k)})" if c else lab
+                  for lab, c, k in zip(labels, df["co_seeds"], df["seeds"])]
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy on held-out images (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, png)
+    return [png]
+
+
 def _eval_summary(path: str | Path) -> dict:
     """``{stage: accuracy}`` plus clean, worst-case and seconds from a ``landscape eval`` JSON."""
     data = _read_json(path)
@@ -106,7 +143,7 @@ def co_curves(out: str | Path, *, runs: dict, evals: dict | None = None, scale: 
     save_figure(fig, png)
     _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale, "runs": {k: str(v) for k, v in runs.items()}},
            out / f"{name}_curves")
-    _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "training-attack acc - sAA acc >= 0.3 and sAA <= 1/3 of it"},
+    _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "sAA acc <= 0.05 and training-attack acc - sAA acc >= 0.3"},
            out / f"{name}_summary")
     return [png]
 

@@ -10,7 +10,7 @@ Public contract (the Hessian analysis depends on these names):
 
   ======== ==================================================================================
   ce       ``CE(f(x_adv), t)``
-  tradeoff ``(1-α)·CE(f(x), t) + α·CE(f(x_adv), t)``
+  tradeoff ``(1-λ)·CE(f(x), t) + λ·CE(f(x_adv), t)``
   trades   ``CE(f(x), t) + β·KL(p(x) ‖ p(x_adv))``, ``KL(p‖q) = 1/N Σ_i Σ_k p_ik (log p_ik - log q_ik)``
            with ``p = softmax f(x)``, ``q = softmax f(x_adv)``; gradients flow through both
            (as in TRADES and the authors' trainer)
@@ -56,18 +56,35 @@ def _as_recipe(recipe) -> Recipe:
     return recipe if isinstance(recipe, Recipe) else Recipe.from_dict(dict(recipe))
 
 
+def weighted_mean(per_example: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``Σ w_i ℓ_i / Σ w_i`` (SAT's normalisation), or the plain mean without weights."""
+    if weights is None:
+        return per_example.mean()
+    w = weights.to(per_example.dtype)
+    return (w * per_example).sum() / w.sum().clamp_min(1e-12)
+
+
 def loss_from_logits(recipe, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
-                     targets: torch.Tensor) -> torch.Tensor:
-    """The recipe's loss from already computed logits (``logits_clean`` may be None for ``ce``)."""
+                     targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The recipe's loss from already computed logits (``logits_clean`` may be None for ``ce``).
+
+    ``weights`` (per example, SAT's ``w_i = max_j t_ij``) weight the cross-entropy terms, normalised
+    by their sum; the KL term of ``trades`` is weighted too only with ``recipe.sat_weighted_kl``."""
     recipe = _as_recipe(recipe)
+
+    def ce(logits):
+        return weighted_mean(cross_entropy(logits, targets, reduction="none"), weights)
+
     if recipe.loss == "ce":
-        return cross_entropy(logits_adv, targets)
+        return ce(logits_adv)
     if logits_clean is None:
         raise ValueError(f"the {recipe.loss} loss needs the clean logits")
     if recipe.loss == "tradeoff":
         a = recipe.tradeoff_alpha
-        return (1 - a) * cross_entropy(logits_clean, targets) + a * cross_entropy(logits_adv, targets)
-    return cross_entropy(logits_clean, targets) + recipe.trades_beta * kl_clean_adv(logits_clean, logits_adv)
+        return (1 - a) * ce(logits_clean) + a * ce(logits_adv)
+    kl = kl_clean_adv(logits_clean, logits_adv, reduction="none")
+    kl = weighted_mean(kl, weights) if recipe.sat_weighted_kl else kl.mean()
+    return ce(logits_clean) + recipe.trades_beta * kl
 
 
 def recipe_loss(recipe, model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
@@ -96,7 +113,7 @@ class PairForward(torch.nn.Module):
 
 
 class KLObjective(torch.nn.Module):
-    """Makes a CE-maximising attack maximise ``KL(p(x) ‖ p(x'))`` instead (sTRADES (T)).
+    """Makes a CE-maximising attack maximise ``KL(p(x) ‖ p(x'))`` instead (sTRADES (F)).
 
     For a batch with labels ``y`` and clean probabilities ``p`` it returns logits ``z(x')`` with
     ``z_y = -KL(p ‖ p(x'))`` and ``z_j = 0`` otherwise, so that
@@ -121,4 +138,4 @@ class KLObjective(torch.nn.Module):
         return z.scatter(1, self.y.view(-1, 1), -kl.view(-1, 1))
 
 
-__all__ = ["cross_entropy", "kl_clean_adv", "loss_from_logits", "recipe_loss", "PairForward", "KLObjective"]
+__all__ = ["cross_entropy", "kl_clean_adv", "weighted_mean", "loss_from_logits", "recipe_loss", "PairForward", "KLObjective"]

@@ -7,12 +7,15 @@ the state in which the model has learnt to defeat its own weak training attack w
 still breaks it: the training-attack accuracy stays high while the strong accuracy collapses
 (Table 3 of the paper: 1-step sAT ends with ~0% under sAA while its 1-step accuracy is high).
 
-The rule used here, with ``a_w`` the training-attack accuracy and ``a_s`` the strong accuracy::
+The rule used here is the paper's description of CO (robust test accuracy collapses towards zero
+while the accuracy under the training attack stays high), with ``a_w`` the training-attack accuracy
+and ``a_s`` the strong accuracy::
 
-    CO  ⇔  a_w - a_s ≥ gap   and   a_s ≤ a_w / 3             (gap = recipe.co_gap, 0.3)
+    CO  ⇔  a_s ≤ floor   and   a_w - a_s ≥ gap             (floor = recipe.co_floor, 0.05;
+                                                            gap = recipe.co_gap, 0.3)
 
-The ratio keeps the ordinary gap between a 1-step and a 20-step attack on a young model (e.g.
-72% vs 35% on fashion-mnist-mini after 4 epochs of fast-ls-l0) from being called CO.
+A model that keeps, say, 23% under sparse-AutoAttack with 70% under its training attack is a weak
+model, not a collapsed one, and is not flagged.
 
 Both attacks are seeded from the epoch, so the numbers are reproducible and resuming is exact.
 """
@@ -39,9 +42,10 @@ class MonitorResult:
                 "monitor_strong_acc": self.strong_acc, "co": bool(self.co)}
 
 
-def co_detected(train_attack_acc: float, strong_acc: float, gap: float = 0.3) -> bool:
-    """The CO rule of the module docstring."""
-    return (train_attack_acc - strong_acc) >= gap and strong_acc <= train_attack_acc / 3
+def co_detected(train_attack_acc: float, strong_acc: float, gap: float = 0.3, floor: float = 0.05) -> bool:
+    """The CO rule of the module docstring: the strong accuracy near zero (``≤ floor``) while the
+    training attack's accuracy stays at least ``gap`` above it."""
+    return strong_acc <= floor and (train_attack_acc - strong_acc) >= gap
 
 
 @torch.no_grad()
@@ -70,12 +74,13 @@ class COMonitor:
     """Robust accuracy on a fixed held-out batch under the training attack and a strong attack."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, train_attack, strong_attack, *, threat=None,
-                 gap: float = 0.3, stream=None):
+                 gap: float = 0.3, floor: float = 0.05, stream=None):
         self.x, self.y = x, y
         self.train_attack = train_attack
         self.strong_attack = strong_attack
         self.threat = threat
         self.gap = gap
+        self.floor = floor
         self.stream = stream or sys.stderr
         self.history: list[MonitorResult] = []
 
@@ -85,7 +90,7 @@ class COMonitor:
         # the training attack may be noisy and unprojected (N-FGSM): it is reported as trained, unchecked
         weak = _robust(model, self.x, self.y, self.train_attack, None)
         strong = _robust(model, self.x, self.y, self.strong_attack, self.threat)
-        res = MonitorResult(clean, weak, strong, co_detected(weak, strong, self.gap))
+        res = MonitorResult(clean, weak, strong, co_detected(weak, strong, self.gap, self.floor))
         self.history.append(res)
         if res.co:
             print(f"landscape: warning: catastrophic overfitting at epoch {epoch + 1}: accuracy {weak:.1%} under "

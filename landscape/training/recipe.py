@@ -2,47 +2,59 @@
 
 A recipe says everything about *how* a model is trained adversarially, and nothing about which
 model or data: the threat model it is evaluated under (``norm``, ``eps``), the budget the training
-attack uses (``train_eps``, which may differ: the sAT baseline trains at k=120 for k=20), the
+attack uses (``train_eps``, which may differ: the paper trains every l0 model at k=120 for k=20), the
 training attack (a registry name of :func:`landscape.attacks.build_attack`, its keyword arguments and
 its number of steps), the loss, soft labels, N-FGSM-style noise, the optimiser and the schedule.
+``recipe_version`` says which semantics a stored recipe has (see :data:`RECIPE_VERSION`).
 
-Losses (``loss``), with ``t`` the targets (hard labels or soft-label rows) and ``δ`` the attack's
-perturbation:
+Losses (``loss``), with ``t`` the targets (hard labels or soft-label rows), ``w`` the soft-label
+weights (1 without soft labels) and ``δ`` the attack's perturbation:
 
-``ce``        adversarial cross-entropy ``CE(f(x+δ), t)`` (sAT, Madry-style AT);
-``tradeoff``  ``(1-α)·CE(f(x), t) + α·CE(f(x+δ), t)`` with ``α = tradeoff_alpha``;
-``trades``    ``CE(f(x), t) + β·KL(softmax f(x) ‖ softmax f(x+δ))`` with ``β = trades_beta``
-              (sTRADES). ``trades_variant`` chooses what the attack maximises:
+``ce``        adversarial cross-entropy ``CE_w(f(x+δ), t)`` (sAT, Madry-style AT);
+``tradeoff``  ``(1-λ)·CE_w(f(x), t) + λ·CE_w(f(x+δ), t)`` with ``λ = tradeoff_alpha`` (0.75);
+``trades``    ``CE_w(f(x), t) + β·KL(softmax f(x) ‖ softmax f(x+δ))`` with ``β = trades_beta`` (6)
+              (sTRADES). ``CE_w = Σ_i w_i CE_i / Σ_i w_i``. ``trades_variant`` chooses what the
+              attack maximises, as the authors' README defines it:
 
-              ``"F"``  the attack maximises CE(f(x+δ), y), exactly as for sAT; only the training
-                       loss is TRADES. This is what the authors' released trainer does (the sPGD
-                       repository's ``Trainer`` calls ``attack.perturb(x, y)`` with its usual CE
-                       objective and then ``trades_loss``), i.e. their "sTRADES" of the sPGD paper.
-              ``"T"``  the attack maximises the TRADES regulariser KL(f(x) ‖ f(x+δ)) itself, as in
-                       the original TRADES (Zhang et al. 2019). At δ=0 the KL and its gradient are
-                       zero, so this variant needs an attack with a random start or noise
-                       (``spgd1``/``nspgd1`` have one).
+              ``"T"``  ("training mode", ``--attack_loss ce``): the attack maximises CE(f(x+δ), y),
+                       exactly as for sAT; only the training loss is TRADES. Fast-LS-l0 and the
+                       multi-step sTRADES baselines are (T).
+              ``"F"``  ("full mode", ``--attack_loss trades``): the attack maximises the TRADES
+                       regulariser KL(f(x) ‖ f(x+δ)) itself. At δ=0 the KL and its gradient vanish;
+                       the 1-step sPGD's random start moves it off zero.
 
-              We read Table 3's "sTRADES (T)" / "sTRADES (F)" this way (T = TRADES objective in the
-              attack, F = the CE objective of sAT). The paper's text available to us does not spell
-              the abbreviation out; the reading is recorded here so that it can be changed in one
-              place.
+              (Recipe version 1 had the two letters the other way round; old checkpoints are read
+              with the letters swapped so that they describe what was trained.)
 
-Soft labels (``soft_labels=True``) are self-adaptive training (Huang et al. 2020): every training
-example keeps a target row ``t_i`` (one-hot at first); from epoch ``sat_start`` on, after each step
-``t_i ← m·t_i + (1-m)·softmax(f(x_i))`` with ``m = sat_momentum``, and the losses above use ``t_i``.
-``sat_start`` unset (``None``) means a tenth of the epochs, at least one (10 of the paper's 100; 1 of
-8): hard labels while the model's predictions are still noise, however soft labels were switched on
-(a preset or ``--set soft_labels=true``).
-SAT's sample re-weighting is not used.
+Soft labels (``soft_labels=True``) are self-adaptive training (Huang et al. 2020) as the paper's
+Algorithms 1 and 3 write it: every training example keeps a target row ``t_i`` (one-hot at first).
+In every step from epoch ``sat_start_epoch`` on (0-based), *after* the attack and *before* the loss,
+``t_i ← μ·t_i + (1-μ)·softmax(f(x_i))`` with ``μ = sat_momentum`` and ``x_i`` the (noisy) clean
+input; then ``w_i = max_j t_ij`` and the loss uses the updated ``t_i`` and ``w_i``. ``sat_start``
+unset (``None``) means half the epochs (the authors' ``--sat_epoch 0.5``: epoch 50 of 100).
+``sat_weights=False`` drops the weights; ``sat_weighted_kl`` also weights the KL term (the paper
+leaves it open; default no).
+
+Noise (``noise=True``), l0: before anything else in a step, ``x`` is *replaced* by ``x + η`` with
+``η`` a random sparse perturbation of a uniformly drawn number of pixels in ``[0, noise_max·k_train]``
+(Alg. 3: up to 2k), each chosen pixel set to uniform random values in the box; the attack starts
+from the noisy ``x``, the clean/TRADES term and the soft-label update use it, and nothing projects
+back. For l2/l∞ ``noise`` switches FGSM to N-FGSM (de Jorge et al. 2022), whose noise lives inside the
+attack.
+
+Training attack gradient (``train_mode``, l0 sPGD only): ``unproj`` or ``proj`` gradient, or
+``rand``: a fair coin per mini-batch picks one (the authors' ``--train_mode rand``).
+
+Schedule: ``milestones`` are fractions of the training; with ``lr_unit="iteration"`` the learning
+rate drops at iteration ``⌊m·E·|loader|⌋`` (the authors' per-iteration ``MultiStepLR``), with
+``"epoch"`` at epoch ``round(m·E)``.
 
 Budget warm-up (``eps_warmup=E``): the training attack's budget is ``train_eps·min(1, t/E)`` with
 ``t`` the fractional epoch at the current step (l0 budgets round to whole pixels, at least 1).
 
-Noise (``noise=True``) switches the training attack to its N-FGSM-style noisy version (de Jorge et al.
-2022): ``spgd1 -> nspgd1``, ``fgsm -> nfgsm``, and for multi-step sAT/sTRADES (the paper's "+S&N")
-``spgd -> nspgd``: random sparse noise on k pixels (k the threat's budget, see ``attack_options``),
-then the recipe's sPGD steps from the noisy point, not projected back. An attack that already is noisy stays as it is.
+Catastrophic overfitting (the CO monitor): the strong attack's accuracy ``a_s`` fell to near zero
+(``a_s ≤ co_floor``) while the accuracy under the training attack ``a_w`` stayed high
+(``a_w - a_s ≥ co_gap``).
 """
 
 from __future__ import annotations
@@ -58,9 +70,14 @@ from ..threat import ThreatModel, parse_eps, parse_norm
 LOSSES = ("ce", "tradeoff", "trades")
 TRADES_VARIANTS = ("T", "F")
 SCHEDULES = ("step", "constant", "cosine")
-#: the noisy (N-FGSM-style) version of each training attack
-NOISY = {"spgd1": "nspgd1", "spgd": "nspgd", "fgsm": "nfgsm"}
-NOISY_NAMES = set(NOISY.values())
+LR_UNITS = ("iteration", "epoch")
+TRAIN_MODES = ("unproj", "proj", "rand")
+#: the noisy (N-FGSM-style) version of each training attack for l2/l∞ (l0 noise is applied by the
+#: trainer to the input itself; the ``nspgd1``/``nspgd`` attacks remain for library users)
+NOISY = {"fgsm": "nfgsm"}
+NOISY_NAMES = {"nfgsm", "nspgd1", "nspgd"}
+#: the semantics of the fields (1: before the protocol fixes of issue 12; 2: the authors' protocol)
+RECIPE_VERSION = 2
 
 
 @dataclass
@@ -68,6 +85,7 @@ class Recipe:
     """A complete adversarial training recipe (plain values only; see the module docstring)."""
 
     name: str = "custom"
+    recipe_version: int = RECIPE_VERSION
     # threat model: evaluation budget, and the training attack's budget (None: the same)
     norm: str = "l0"
     eps: float = 20.0
@@ -76,22 +94,26 @@ class Recipe:
     attack: str = "spgd1"
     attack_kwargs: dict = field(default_factory=dict)
     steps: int = 1
+    train_mode: str = "unproj"        # l0 sPGD gradient: unproj, proj, or rand (a coin per batch)
     # loss
     loss: str = "ce"
-    tradeoff_alpha: float = 0.5
-    trades_beta: float = 3.0
-    trades_variant: str = "F"
+    tradeoff_alpha: float = 0.75
+    trades_beta: float = 6.0
+    trades_variant: str = "T"
     # soft labels (self-adaptive training)
     soft_labels: bool = False
     sat_momentum: float = 0.9
-    sat_start: int | None = None      # None: a tenth of the epochs, at least 1 (see sat_start_epoch)
-    # N-FGSM-style noise for 1-step attacks
+    sat_start: int | None = None      # None: half the epochs (see sat_start_epoch)
+    sat_weights: bool = True          # w_i = max_j t_ij, CE terms normalised by sum(w)
+    sat_weighted_kl: bool = False     # the paper leaves open whether the KL term carries w_i
+    # N-FGSM-style noise
     noise: bool = False
+    noise_max: float = 2.0            # l0: up to noise_max * k_train random pixels (Alg. 3: 2k)
     # budget warm-up: the training budget ramps linearly from 0 to train_eps over this many epochs
     # (0 = off). Small networks on SGD sit on the ln(K) plateau under a full-size l2/l∞ attack from
     # the first step; a ramp lets them leave it.
     eps_warmup: float = 0.0
-    # optimisation (PreActResNet18 defaults of the paper)
+    # optimisation (PreActResNet18 settings of the paper)
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
@@ -99,8 +121,9 @@ class Recipe:
     batch_size: int = 128
     epochs: int = 100
     schedule: str = "step"
-    milestones: tuple = (0.5, 0.75)   # fractions of the epochs at which the lr is multiplied by lr_decay
+    milestones: tuple = (0.25, 0.75)  # fractions of the training at which the lr is multiplied by lr_decay
     lr_decay: float = 0.1
+    lr_unit: str = "iteration"        # milestones counted in iterations (the authors) or epochs
     augment: bool = True
     # evaluation: the strong attack of the CO monitor and of the final evaluation
     eval_attack: str = "saa"
@@ -109,6 +132,7 @@ class Recipe:
     monitor_attack_kwargs: dict = field(default_factory=dict)
     monitor_examples: int = 500
     co_gap: float = 0.3
+    co_floor: float = 0.05
     description: str = ""
 
     # ------------------------------------------------------------------ validation
@@ -152,6 +176,24 @@ class Recipe:
             raise LandscapeError(f"tradeoff_alpha must be in [0, 1], got {self.tradeoff_alpha}")
         if not 0 <= self.sat_momentum < 1:
             raise LandscapeError(f"sat_momentum must be in [0, 1), got {self.sat_momentum}")
+        if self.lr_unit not in LR_UNITS:
+            raise LandscapeError(f"lr_unit must be one of {', '.join(LR_UNITS)}, got {self.lr_unit!r}")
+        if self.train_mode not in TRAIN_MODES:
+            raise LandscapeError(f"train_mode must be one of {', '.join(TRAIN_MODES)}, got {self.train_mode!r}")
+        for name in ("noise_max", "co_floor"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise LandscapeError(f"{name} must be a non-negative number, got {v!r}")
+            setattr(self, name, float(v))
+        if not all(0 <= m <= 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise LandscapeError(f"milestones must be increasing fractions of the training in [0, 1], "
+                                 f"got {list(self.milestones)}")
+        for name in ("soft_labels", "noise", "augment", "sat_weights", "sat_weighted_kl"):
+            if not isinstance(getattr(self, name), bool):
+                raise LandscapeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if int(self.recipe_version) not in (1, RECIPE_VERSION):
+            raise LandscapeError(f"recipe_version must be 1 or {RECIPE_VERSION}, got {self.recipe_version!r}")
+        self.recipe_version = int(self.recipe_version)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -166,37 +208,43 @@ class Recipe:
 
     @property
     def sat_start_epoch(self) -> int:
-        """The first epoch (0-based) whose steps update the soft labels: ``sat_start``, or when unset a
-        tenth of the epochs, at least 1."""
+        """The first epoch (0-based) whose steps update the soft labels: ``sat_start``, or when unset
+        half the epochs (the authors' ``int(max_epoch * 0.5)``: 50 of 100, 4 of 8)."""
         if self.sat_start is not None:
             return self.sat_start
-        return max(1, int(self.epochs / 10 + 0.5))
+        return int(self.epochs * 0.5)
 
     @property
     def attack_options(self) -> dict:
-        """The training attack's keyword arguments: ``attack_kwargs``, plus, for the noisy l0 attacks,
-        ``noise_pixels`` = the evaluation budget k unless set. N-FGSM's noise is sized by the threat
-        model's ε; with a training budget larger than the threat's (multi-step sAT/sTRADES train at
-        6k) noise of the training budget would corrupt 12k pixels in all."""
-        kw = dict(self.attack_kwargs)
-        if self.norm == "l0" and self.attack_name in ("nspgd", "nspgd1"):
-            kw.setdefault("noise_pixels", int(self.eps))
-        return kw
+        """The training attack's keyword arguments (``attack_kwargs``)."""
+        return dict(self.attack_kwargs)
+
+    @property
+    def input_noise(self) -> bool:
+        """True when the trainer replaces x by x + sparse noise before each step (l0 ``noise``)."""
+        return self.noise and self.norm == "l0" and self.attack not in NOISY_NAMES
+
+    def noise_pixels(self, k_train: float | None = None) -> int:
+        """The largest number of noise pixels: ``noise_max`` times the training budget ``k_train``
+        (default: ``train_threat``'s k)."""
+        k = self.train_threat.eps if k_train is None else k_train
+        return int(round(self.noise_max * k))
 
     @property
     def attack_name(self) -> str:
-        """The registry name of the training attack after applying ``noise``."""
-        if self.noise and self.attack not in NOISY_NAMES:
+        """The registry name of the training attack after applying ``noise`` (l2/l∞: FGSM becomes
+        N-FGSM; l0 noise is applied to the input by the trainer and leaves the attack as it is)."""
+        if self.noise and self.attack not in NOISY_NAMES and not self.input_noise:
             if self.attack not in NOISY:
                 raise LandscapeError(f"noise=True needs a training attack with a noisy version "
-                                     f"({', '.join(NOISY)}); {self.attack!r} has none")
+                                     f"({', '.join(NOISY)}) or an l0 threat; {self.attack!r} has none")
             return NOISY[self.attack]
         return self.attack
 
     @property
     def attack_objective(self) -> str:
-        """What the training attack maximises: ``ce`` or ``kl`` (sTRADES (T))."""
-        return "kl" if self.loss == "trades" and self.trades_variant == "T" else "ce"
+        """What the training attack maximises: ``ce``, or ``kl`` for sTRADES (F)."""
+        return "kl" if self.loss == "trades" and self.trades_variant == "F" else "ce"
 
     @property
     def needs_clean_forward(self) -> bool:
@@ -209,7 +257,12 @@ class Recipe:
         if self.schedule == "cosine":
             t = (epoch + step / max(1, steps_per_epoch)) / self.epochs
             return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-        passed = sum(1 for m in self.milestones if epoch >= int(round(m * self.epochs)))
+        if self.lr_unit == "iteration":
+            it = epoch * steps_per_epoch + step
+            total = self.epochs * steps_per_epoch
+            passed = sum(1 for m in self.milestones if it >= int(m * total))
+        else:
+            passed = sum(1 for m in self.milestones if epoch >= int(round(m * self.epochs)))
         return self.lr * self.lr_decay ** passed
 
     # ------------------------------------------------------------------ plain values
@@ -220,6 +273,12 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
+        """A recipe from plain values. A dict without ``recipe_version`` was stored by version 1:
+        it is read with the fields that version did not have set to what it did (so that a
+        version-1 checkpoint describes its own training), and ``recipe_version=1``."""
+        d = dict(d)
+        if "recipe_version" not in d:
+            d = upgrade_v1(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -263,12 +322,61 @@ class Recipe:
         lines = [f"recipe {self.name}:"]
         for k, v in self.to_dict().items():
             lines.append(f"  {k:<{width}} = {json.dumps(v) if not isinstance(v, str) else v}")
-        lines.append(f"  {'(attack used)':<{width}} = {self.attack_name} at {self.train_threat}, "
-                     f"{self.steps} step(s), maximising {self.attack_objective}")
-        if self.soft_labels:
-            lines.append(f"  {'(soft labels)':<{width}} = updated from epoch {self.sat_start_epoch + 1} "
-                         f"of {self.epochs}")
+        for key, text in self.explain():
+            lines.append(f"  {'(' + key + ')':<{width}} = {text}")
         return "\n".join(lines)
+
+    def explain(self) -> list[tuple[str, str]]:
+        """What the fields mean together, and where the paper leaves the choice to us."""
+        out = []
+        grad = {"unproj": "unprojected gradient", "proj": "projected gradient",
+                "rand": "projected or unprojected gradient by a coin per batch"}[self.train_mode]
+        extra = f", {grad}" if self.norm == "l0" and self.attack in ("spgd", "spgd1") else ""
+        out.append(("attack used", f"{self.attack_name} at {self.train_threat}, {self.steps} step(s), "
+                                   f"maximising {self.attack_objective} against the hard labels{extra}"))
+        if self.input_noise:
+            out.append(("noise", f"x replaced by x + η, η on 0..{self.noise_pixels()} random pixels (uniform "
+                                 f"count; uniform values in the box); the attack, the clean term and the soft "
+                                 f"labels use the noisy x"))
+        if self.soft_labels:
+            out.append(("soft labels", f"updated before the loss from epoch {self.sat_start_epoch + 1} of "
+                                       f"{self.epochs}, μ={self.sat_momentum:g}, "
+                                       + ("weights w=max_j t_j" + (" on every term" if self.sat_weighted_kl
+                                                                   else " on the CE terms, KL unweighted")
+                                          if self.sat_weights else "no weights")))
+        if self.schedule == "step":
+            out.append(("lr schedule", f"{self.lr:g}, x{self.lr_decay:g} at "
+                                       + ", ".join(f"{m:g}" for m in self.milestones)
+                                       + f" of the training, stepped per {self.lr_unit}"))
+        if self.recipe_version < RECIPE_VERSION:
+            out.append(("version", f"recipe version {self.recipe_version}: trained before the protocol "
+                                   f"fixes (sTRADES letters swapped when read, soft labels updated after "
+                                   f"the step without weights, noise of exactly k pixels)"))
+        return out
+
+
+def stored_version(d: dict) -> int:
+    """The version of a stored recipe dict (one without ``recipe_version`` was written by version 1)."""
+    return int(d.get("recipe_version", 1))
+
+
+def upgrade_v1(d: dict) -> dict:
+    """A version-1 recipe dict in version-2 terms: the sTRADES letters swapped (version 1 called the
+    CE-attack variant F), and the fields version 1 did not have set to its behaviour."""
+    d = dict(d)
+    if str(d.get("trades_variant", "F")).upper() in TRADES_VARIANTS:
+        d["trades_variant"] = {"T": "F", "F": "T"}[str(d.get("trades_variant", "F")).upper()]
+    d.setdefault("tradeoff_alpha", 0.5)
+    d.setdefault("trades_beta", 3.0)
+    d.setdefault("milestones", [0.5, 0.75])
+    if d.get("sat_start") is None:
+        d["sat_start"] = max(1, int(d.get("epochs", 100) / 10 + 0.5))
+    d.update(recipe_version=1, sat_weights=False, lr_unit="epoch", train_mode="unproj")
+    if d.get("attack") == "spgd" and d.get("noise"):
+        d["attack"] = "nspgd"
+    elif d.get("attack") == "spgd1" and d.get("noise"):
+        d["attack"] = "nspgd1"
+    return d
 
 
 def parse_value(raw: str):

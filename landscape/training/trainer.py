@@ -40,10 +40,11 @@ from ..errors import LandscapeError
 from ..models import ARCHS, build_model, model_kwargs_for
 from ..progress import bar
 from . import distributed as ddp
+from ..attacks.spgd import sparse_noise
 from .losses import KLObjective, PairForward, loss_from_logits
 from .monitor import COMonitor, _accuracy, _robust
 from .presets import get_preset, scale_for
-from .recipe import Recipe
+from .recipe import RECIPE_VERSION, Recipe
 from .soft_labels import SoftLabels
 
 CHECKPOINT = "checkpoint.pt"
@@ -65,8 +66,8 @@ def default_arch(shape) -> str:
 
 
 def make_attack(name: str, norm: str, eps: float, kwargs: dict | None = None, *, steps: int | None = None,
-                project: bool | None = None):
-    """``build_attack`` with ``steps``/``project`` passed only to attacks that take them."""
+                project: bool | None = None, projected: bool | None = None):
+    """``build_attack`` with ``steps``/``project``/``projected`` passed only to attacks that take them."""
     from .. import attacks
     kw = dict(kwargs or {})
     entry = attacks.ATTACKS.get(str(name).strip().lower())
@@ -77,7 +78,29 @@ def make_attack(name: str, norm: str, eps: float, kwargs: dict | None = None, *,
         raise LandscapeError(f"attack {name} has a fixed number of steps; it cannot run {steps}")
     if project is not None and "project" in params:
         kw.setdefault("project", project)
+    if projected is not None and "projected" in params:
+        kw.setdefault("projected", projected)
     return attacks.build_attack(name, norm, eps, **kw)
+
+
+class TrainingAttack:
+    """The recipe's training attack at a budget: with ``train_mode="rand"`` a fair coin (torch's
+    global generator, seeded per step) picks the projected or the unprojected sPGD gradient for each
+    mini-batch; ``proj``/``unproj`` fix it."""
+
+    def __init__(self, recipe: Recipe, eps: float, *, project: bool | None = None):
+        mode = recipe.train_mode
+        kinds = {"unproj": (False,), "proj": (True,), "rand": (False, True)}[mode]
+        self.attacks = [make_attack(recipe.attack_name, recipe.norm, eps, recipe.attack_options,
+                                    steps=recipe.steps, project=project, projected=k) for k in kinds]
+
+    def pick(self):
+        if len(self.attacks) == 1:
+            return self.attacks[0]
+        return self.attacks[int(torch.randint(0, 2, (1,)).item())]
+
+    def __call__(self, model, x, y):
+        return self.pick()(model, x, y)
 
 
 def warmup_fraction(recipe: Recipe, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -219,10 +242,11 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
         mkw = dict(existing.model_kwargs)
 
     # ---------------------------------------------------------------- attacks
-    train_attack = make_attack(recipe.attack_name, recipe.norm, recipe.train_threat.eps, recipe.attack_options,
-                               steps=recipe.steps)
-    weak_attack = make_attack(recipe.attack_name, recipe.norm, recipe.eps, recipe.attack_options,
-                              steps=recipe.steps, project=True)
+    if recipe.recipe_version < RECIPE_VERSION:
+        raise LandscapeError(f"this recipe is recipe version {recipe.recipe_version} (stored before the protocol "
+                             f"fixes); the trainer runs version {RECIPE_VERSION}: train a new run (another --out)")
+    train_attack = TrainingAttack(recipe, recipe.train_threat.eps)
+    weak_attack = TrainingAttack(recipe, recipe.eps, project=True)
     strong_attack = make_attack(recipe.monitor_attack, recipe.norm, recipe.eps, recipe.monitor_attack_kwargs)
     final_attack = make_attack(recipe.eval_attack, recipe.norm, recipe.eps, recipe.eval_attack_kwargs)
 
@@ -262,7 +286,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
     mon_n = min(recipe.monitor_examples, len(test_ds))
     mon_ds = test_ds.subset(mon_n, seed=seed) if mon_n else None
     monitor = (COMonitor(mon_ds.images.float() / 255, mon_ds.labels, weak_attack, strong_attack,
-                         threat=recipe.threat, gap=recipe.co_gap) if mon_ds is not None else None)
+                         threat=recipe.threat, gap=recipe.co_gap, floor=recipe.co_floor) if mon_ds is not None else None)
 
     pair = PairForward(model)
     fwd = pair
@@ -316,28 +340,23 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                     g["lr"] = lr
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
-                targets = soft.targets(idx, epoch) if soft is not None else y
-                # --- attack (fp32, eval mode, on the bare model)
-                attack = train_attack
+                # --- noise (l0 "N"): x is replaced by x + η before anything else (Alg. 3)
                 frac = warmup_fraction(recipe, epoch, step, steps_per_epoch)
-                if frac < 1:
-                    attack = make_attack(recipe.attack_name, recipe.norm, warmup_eps(recipe, frac),
-                                         recipe.attack_options, steps=recipe.steps)
+                k_now = warmup_eps(recipe, frac) if frac < 1 else recipe.train_threat.eps
+                if recipe.input_noise:
+                    x = sparse_noise(x, recipe.noise_pixels(k_now))
+                # --- attack (fp32, eval mode, on the bare model), against the hard labels
+                attack = train_attack if frac >= 1 else TrainingAttack(recipe, k_now)
                 if recipe.attack_objective == "kl":
                     x_adv = attack(KLObjective(model, x, y), x, y)
                 else:
                     x_adv = attack(model, x, y)
-                # --- loss and update
+                # --- forward, soft labels updated before the loss (SAT), loss and update
+                sat = soft is not None and soft.active(epoch)
                 with autocast():
                     lc, la = fwd(x_adv, x if recipe.needs_clean_forward else None)
-                    loss = loss_from_logits(recipe, lc, la, targets)
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in model.parameters()
-                                                              if p.grad is not None]))  # Fig. 4a: ‖∇θ L‖₂ per step
-                optim.step()
-                # --- soft labels and metrics, all on the device
-                if soft is not None and soft.active(epoch):
+                targets, weights = y, None
+                if sat:
                     if lc is None:
                         with torch.no_grad():
                             from ..attacks.base import model_mode
@@ -347,6 +366,16 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                         lc_sl = lc
                     probs = torch.softmax(lc_sl.detach().float(), dim=1)
                     soft.update(ddp.all_gather_cat(idx, info), ddp.all_gather_cat(probs, info), epoch)
+                    targets = soft.targets(idx, epoch)
+                    weights = targets.max(dim=1).values if recipe.sat_weights else None
+                with autocast():
+                    loss = loss_from_logits(recipe, lc, la, targets, weights)
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                gnorm = torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in model.parameters()
+                                                              if p.grad is not None]))  # Fig. 4a: ‖∇θ L‖₂ per step
+                optim.step()
+                # --- metrics, all on the device
                 with torch.no_grad():
                     n = y.numel()
                     accum[0] += loss.detach().double() * n

@@ -16,7 +16,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
            "-m", "analysis_cli", "train", "--norm", "l0", "--eps", "10", "--epochs", "2",
            "--batch-size", "16", "--max-train-examples", "64", "--eval-examples", "8", "--device", "cpu",
            "--out", str(out), "--set", "sat_start=0", "--set", "monitor_examples=8",
-           "--set", 'monitor_attack_kwargs={"steps": 2}', "--set", "eval_attack=spgd",
+           "--set", 'monitor_attack_kwargs={"steps": 2, "n_queries": 4}', "--set", "eval_attack=spgd",
            "--set", 'eval_attack_kwargs={"steps": 2}']
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -89,8 +89,10 @@ def test_recipe_losses_by_hand(soft):
 
 
 def test_trades_variant_sets_attack_objective():
-    assert get_preset("strades-t-1step").attack_objective == "kl"
-    assert get_preset("strades-f-1step").attack_objective == "ce"
+    # the authors' README: --attack_loss ce is (T), --attack_loss trades (the KL) is (F)
+    assert get_preset("strades-t-1step").attack_objective == "ce"
+    assert get_preset("strades-f-1step").attack_objective == "kl"
+    assert get_preset("fast-ls-l0").attack_objective == "ce"
     assert get_preset("sat-1step").attack_objective == "ce"
 
 
@@ -125,24 +127,26 @@ def test_soft_label_update_by_hand():
 def test_recipe_round_trip_and_settings():
     r = get_preset("fast-ls-l0", eps=20, scale="small")
     assert Recipe.from_dict(r.to_dict()) == r
-    r2 = r.with_settings(["soft_labels=false", "trades_beta=6", "train_eps=40", "noise=off"])
-    assert (r2.soft_labels, r2.trades_beta, r2.train_eps, r2.attack_name) == (False, 6.0, 40.0, "spgd1")
-    assert get_preset("sat-1step").with_settings(["noise=true"]).attack_name == "nspgd1"
+    r2 = r.with_settings(["soft_labels=false", "trades_beta=3", "train_eps=40", "noise=off"])
+    assert (r2.soft_labels, r2.trades_beta, r2.train_eps, r2.attack_name, r2.input_noise) == \
+        (False, 3.0, 40.0, "spgd1", False)
+    # l0 noise is applied to the input by the trainer: the attack stays, the noise reaches 2 k_train
+    n = get_preset("sat-1step").with_settings(["noise=true"])
+    assert (n.attack_name, n.input_noise, n.noise_pixels()) == ("spgd1", True, 240)
+    assert n.noise_pixels(k_train=10) == 20
+    # l2/linf noise is N-FGSM's, inside the attack
+    assert get_preset("nfgsm-l2").attack_name == "nfgsm" and not get_preset("nfgsm-l2").input_noise
     # a new attack drops the options it does not take, keeps the rest, unless they are set too
     r3 = get_preset("sat-1step", scale="small").with_settings(["eval_attack=spgd", "monitor_attack=spgd1"])
     assert r3.eval_attack_kwargs == {"steps": 100} and r3.monitor_attack_kwargs == {"steps": 20}
     assert get_preset("sat-1step").with_settings(["eval_attack=rs", 'eval_attack_kwargs={"n_queries": 7}']
                                                  ).eval_attack_kwargs == {"n_queries": 7}
-    # the paper's multi-step "+S&N": noise before the recipe's sPGD steps
+    # the paper's multi-step "+S&N": noise on the input, then the recipe's sPGD steps with early stopping
     sn = get_preset("strades").with_settings(["noise=true", "soft_labels=true", "steps=5"])
-    assert sn.attack_name == "nspgd"
-    attack = make_attack(sn.attack_name, sn.norm, sn.train_threat.eps, sn.attack_kwargs, steps=sn.steps)
-    assert (type(attack).__name__, attack.steps, attack._spgd.steps, attack.noise_pixels) == \
-        ("NoisySparsePGD", 5, 5, 120)
-    # ...whose noise is sized by the threat (k=20), not by the 6x training budget
+    assert (sn.attack_name, sn.input_noise) == ("spgd", True)
     attack = make_attack(sn.attack_name, sn.norm, sn.train_threat.eps, sn.attack_options, steps=sn.steps)
-    assert (attack.threat.k, attack.noise_pixels) == (120, 20)
-    assert get_preset("sat-1step").with_settings(["noise=true", "eps=30"]).attack_options == {"noise_pixels": 30}
+    assert (type(attack).__name__, attack.steps, attack.early_stop, attack.track_best, attack.patience) == \
+        ("SparsePGD", 5, True, True, 10)
     with pytest.raises(LandscapeError):
         r.with_settings(["no_such_field=1"])
     with pytest.raises(LandscapeError):
@@ -153,22 +157,34 @@ def test_recipe_round_trip_and_settings():
     assert get_preset("sat").train_eps == 120.0
 
 
-def test_sat_warm_up_is_the_same_however_soft_labels_are_switched_on():
-    # a tenth of the epochs, at least one: the paper's 10 of 100, 1 of the fmnist 8, 3 of 30
-    for epochs, start in ((100, 10), (8, 1), (5, 1), (30, 3), (1, 1)):
+def test_sat_starts_at_half_the_epochs_however_soft_labels_are_switched_on():
+    # the authors' --sat_epoch 0.5: int(E * 0.5), 0-based
+    for epochs, start in ((100, 50), (8, 4), (5, 2), (30, 15), (1, 0)):
         preset = get_preset("fast-ls-l0", eps=20, scale="small").replace(epochs=epochs)
         switched = get_preset("sat-1step", scale="small").with_settings(["soft_labels=true", f"epochs={epochs}"])
         assert preset.sat_start_epoch == switched.sat_start_epoch == start
-    assert get_preset("fast-ls-l0", scale="paper").sat_start_epoch == 10
+    assert get_preset("fast-ls-l0", scale="paper").sat_start_epoch == 50
     assert Recipe(epochs=100, sat_start=0).sat_start_epoch == 0  # an explicit value wins
-    assert "(soft labels)" in get_preset("fast-ls-l0").describe() and "updated from epoch 11 of 100" in \
-        get_preset("fast-ls-l0", scale="paper").describe()
+    assert "(soft labels)" in get_preset("fast-ls-l0").describe() and "updated before the loss from epoch 51 of " \
+        "100" in get_preset("fast-ls-l0", scale="paper").describe()
     assert "(soft labels)" not in get_preset("sat-1step").describe()
     assert Recipe.from_dict(Recipe(sat_start=None).to_dict()).sat_start is None
     with pytest.raises(LandscapeError):
         Recipe(sat_start=-1)
 
 
+def test_lr_schedule_per_iteration_at_a_quarter_and_three_quarters():
+    # the authors' MultiStepLR stepped per iteration at floor(E*|loader|/4) and floor(3E*|loader|/4)
+    r = Recipe(epochs=10, lr=0.05)
+    spe = 7  # 70 iterations: milestones at iterations 17 and 52
+    lrs = [r.lr_at(it // spe, it % spe, spe) for it in range(70)]
+    assert lrs[16] == pytest.approx(0.05) and lrs[17] == pytest.approx(0.005)
+    assert lrs[51] == pytest.approx(0.005) and lrs[52] == pytest.approx(0.0005)
+    assert r.replace(lr_unit="epoch").lr_at(2, 0, spe) == pytest.approx(0.005)  # round(2.5) = 2
+    with pytest.raises(LandscapeError):
+        Recipe(lr_unit="fortnight")
+
+
 def test_lr_schedule_is_a_function_of_epoch():
-    r = Recipe(epochs=100, lr=0.05)
+    r = Recipe(epochs=100, lr=0.05, lr_unit="epoch", milestones=(0.5, 0.75))
     assert [r.lr_at(e) for e in (0, 49, 50, 74, 75, 99)] == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])

@@ -16,7 +16,7 @@ from landscape.training.monitor import co_detected
 from landscape.training.trainer import train
 
 TINY = {"width": 4, "hidden": 16}
-FAST_EVAL = ['monitor_examples=8', 'monitor_attack_kwargs={"steps": 2}', 'eval_attack=spgd',
+FAST_EVAL = ['monitor_examples=8', 'monitor_attack_kwargs={"steps": 2, "n_queries": 4}', 'eval_attack=spgd',
              'eval_attack_kwargs={"steps": 2}']
 
 
@@ -33,7 +33,7 @@ def _run(out, **kw):
 
 
 def test_soft_labels_switched_on_by_a_setting_wait_for_the_sat_start_epoch(tmp_path):
-    # sat_start unset: a tenth of the epochs, at least 1, so epoch 1 of 2 trains on the hard labels
+    # sat_start unset: half the epochs, so epoch 1 of 2 trains on the hard labels
     r = get_preset("sat-1step", eps=10, scale="small").with_settings(FAST_EVAL + ["soft_labels=true"])
     r = r.replace(batch_size=32, epochs=2)
     assert r.sat_start is None and r.sat_start_epoch == 1
@@ -153,7 +153,7 @@ def test_different_recipe_over_existing_run_is_refused(tmp_path):
     before = (out / "checkpoint.pt").read_bytes()
     from landscape.errors import LandscapeError
     with pytest.raises(LandscapeError, match="different run"):
-        _run(out, recipe=_recipe(trades_beta=6.0).replace(epochs=1))
+        _run(out, recipe=_recipe(trades_beta=3.0).replace(epochs=1))
     assert (out / "checkpoint.pt").read_bytes() == before
 
 
@@ -166,7 +166,8 @@ def test_co_rule():
 
 @pytest.mark.parametrize("name", ["fast-l1", "nfgsm-l2", "nfgsm-linf", "strades-t-1step", "tradeoff-1step", "sat"])
 def test_every_norm_and_loss_trains_a_step(tmp_path, name):
-    r = get_preset(name, scale="small").with_settings(['monitor_examples=4', 'monitor_attack_kwargs={"steps": 1}',
+    mon = '{"steps": 1, "n_queries": 2}' if get_preset(name).norm == "l0" else '{"steps": 1}'
+    r = get_preset(name, scale="small").with_settings(['monitor_examples=4', f'monitor_attack_kwargs={mon}',
                                                       'eval_attack_kwargs={"steps": 1}'])
     r = r.replace(batch_size=16, epochs=1, steps=min(r.steps, 2), sat_start=0)
     res = _run(tmp_path / name, recipe=r, max_train_examples=16, eval_examples=4)
