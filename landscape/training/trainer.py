@@ -52,7 +52,7 @@ CHECKPOINT = "checkpoint.pt"
 #: (``landscape train --norm l0 --eps 20`` on fashion-mnist-mini) takes minutes on 2 cores
 QUICK_SMALL_CNN = {"width": 16, "hidden": 128}
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_adv_acc", "train_clean_acc", "monitor_clean_acc",
-                  "monitor_train_attack_acc", "monitor_strong_acc", "co", "epoch_time_s", "examples", "grad_norm"]
+                  "monitor_train_attack_acc", "monitor_strong_acc", "co", "grad_norm", "epoch_time_s", "examples"]
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
