@@ -8,10 +8,14 @@ sparse-AutoAttack (Zhong & Liu 2024) is the cascade
 
     1. sparse-PGD, unprojected gradient (white box),
     2. sparse-PGD, projected gradient (white box),
-    3. Sparse-RS (black box),
+    3. Sparse-RS (black box), minimising cross-entropy (``rs_loss="ce"``),
 
 all at the same budget k. Defaults follow the authors' sAA configuration: ``steps=10000``
-sPGD iterations per white-box stage and ``n_queries=10000`` Sparse-RS queries with ``p_init=0.8``.
+sPGD iterations per white-box stage and ``n_queries=10000`` Sparse-RS queries with ``p_init=0.8``
+and the cross-entropy loss. The authors' ``saa.py`` runs the projected stage first; the order does
+not change which examples a cascade can break (each stage attacks the survivors of the others), but
+the unprojected stage breaks far more, so running it first leaves fewer survivors for the
+projected stage's full budget (measured in ``benchmarks/RESULTS.md``, "against the references").
 These are expensive on a CPU; pass smaller ``steps``/``n_queries`` for quick looks and say so.
 
 Example::
@@ -102,7 +106,7 @@ class SparseAutoAttack(Cascade):
     name = "saa"
 
     def __init__(self, eps: float = 20, steps: int = 10000, n_queries: int = 10000, *, p_init: float = 0.8,
-                 rs_loss: str = "margin", seed: int | None = None, norm: str = "l0", mode: str = "eval", **spgd_kwargs):
+                 rs_loss: str = "ce", seed: int | None = None, norm: str = "l0", mode: str = "eval", **spgd_kwargs):
         s = lambda i: None if seed is None else seed + i  # noqa: E731
         stages = [
             ("spgd", SparsePGD(eps, steps, projected=False, seed=s(0), norm=norm, mode=mode, **spgd_kwargs)),

@@ -18,7 +18,8 @@ run resumed from any saved step reproduces the uninterrupted run exactly on the 
 Speed: the data sits on the device, metrics are summed on the device (no ``.item()`` per step), and
 on CUDA the model is channels-last and the training forward/backward runs under bf16 autocast (the
 attack runs in fp32, so it is not weakened); ``compile=True`` wraps the training forward in
-``torch.compile``.
+``torch.compile`` (a string names its backend). ``channels_last`` and ``bf16`` (default: on CUDA only)
+switch the first two on or off on any device, so the CPU tests exercise the GPU code paths.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
           device: str = "auto", seed: int = 0, stop_on_co: bool = False, save_every: int = 0,
           eval_examples: int = 1000, max_train_examples: int | None = None, compile: bool = False,
           progress: bool | None = None, log=None, halt_after_steps: int | None = None,
-          train_data=None, test_data=None) -> dict:
+          train_data=None, test_data=None, channels_last: bool | None = None, bf16: bool | None = None) -> dict:
     """Train a model with ``recipe`` (a :class:`Recipe`, a preset name, or None for the natural preset
     of ``norm``) and return the final metrics. See the module docstring for what ``out`` receives.
 
@@ -254,7 +255,9 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
     torch.manual_seed(seed)
     model = build_model(arch, **mkw).to(dev)
     cuda = dev.type == "cuda"
-    if cuda:
+    use_cl = cuda if channels_last is None else bool(channels_last)
+    use_bf16 = cuda if bf16 is None else bool(bf16)
+    if use_cl:
         model = model.to(memory_format=torch.channels_last)
     optim = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                             weight_decay=recipe.weight_decay)
@@ -294,8 +297,8 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
         from torch.nn.parallel import DistributedDataParallel
         fwd = DistributedDataParallel(pair, device_ids=[dev.index] if cuda else None)
     if compile:
-        fwd = torch.compile(fwd)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
+        fwd = torch.compile(fwd) if compile is True else torch.compile(fwd, backend=compile)
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
     def save(epoch_done: int, step_done: int, elapsed_s: float = 0.0, path: Path | None = ck_path):
         if path is None or not info.is_main:
@@ -338,7 +341,7 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                 lr = recipe.lr_at(epoch, step, steps_per_epoch)
                 for g in optim.param_groups:
                     g["lr"] = lr
-                if cuda:
+                if use_cl:
                     x = x.contiguous(memory_format=torch.channels_last)
                 # --- noise (l0 "N"): x is replaced by x + η before anything else (Alg. 3)
                 frac = warmup_fraction(recipe, epoch, step, steps_per_epoch)
