@@ -144,3 +144,39 @@ def test_sigterm_stops_the_running_step_and_leaves_it_to_resume(tmp_path):
     # a rerun runs the step again (the trainer then resumes from the checkpoint: test_trainer.py)
     r = subprocess.run(cmd[:-2] + ["--dry-run", "--out", str(out)], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "done already" not in r.stderr + r.stdout
+
+
+def test_seeds_are_parsed_and_tables_aggregated_with_mean_and_sd(tmp_path):
+    import statistics
+
+    from landscape.errors import LandscapeError
+    from pathlib import Path
+
+    from landscape.reproduce import aggregate_seeds, load_recipe, parse_seeds, seed_root
+
+    assert parse_seeds("0,1,2") == [0, 1, 2] and parse_seeds("3") == [0, 1, 2] and parse_seeds("5,7") == [5, 7]
+    for bad in ("a", "0,0", "-1,2", "0"):
+        with pytest.raises(LandscapeError):
+            parse_seeds(bad)
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "benchmarks" / "recipes" / "probe12.toml")
+    assert recipe.takes_seed()
+    assert "--seed 2" in recipe.commands("fmnist", tmp_path / "x", tmp_path, seed=2)[0]
+    worst = {0: (0.01, 0.40), 1: (0.0, 0.30), 2: (0.02, 0.38)}
+    for s, (sat, fls) in worst.items():
+        d = seed_root(tmp_path, s) / "probe12"
+        d.mkdir(parents=True)
+        rows = [{"label": "1-step sAT", "clean": 0.7, "worst-case": sat, "final_train_attack_acc": 0.8, "co": True},
+                {"label": "Fast-LS-l0", "clean": 0.8, "worst-case": fls, "final_train_attack_acc": 0.6, "co": False}]
+        (d / "probe12.json").write_text(json.dumps({"meta": {}, "rows": rows}))
+    made = aggregate_seeds(recipe, tmp_path, [0, 1, 2], "fmnist")
+    data = json.loads((tmp_path / "probe12" / "probe12_seeds.json").read_text())
+    fls = next(r for r in data["rows"] if r["label"] == "Fast-LS-l0")
+    assert fls["worst-case_mean"] == pytest.approx(statistics.fmean([0.40, 0.30, 0.38]))
+    assert fls["worst-case_sd"] == pytest.approx(statistics.stdev([0.40, 0.30, 0.38]))
+    assert fls["worst-case_seeds"] == [0.4, 0.3, 0.38] and fls["co_seeds"] == 0
+    assert next(r for r in data["rows"] if r["label"] == "1-step sAT")["co_seeds"] == 3
+    md = (tmp_path / "probe12" / "probe12_seeds.md").read_text()
+    assert "| Fast-LS-l0 | 80.0 ± 0.0 | 36.0 ± 5.3 |" in md and "3 of 3" in md
+    assert any(str(p).endswith(".png") for p in made)
+    with pytest.raises(LandscapeError, match="seed 3"):
+        aggregate_seeds(recipe, tmp_path, [0, 3], "fmnist")
