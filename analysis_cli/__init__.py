@@ -52,6 +52,26 @@ def _flags(msg: str) -> str:
     return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: "--" + _FLAG_OF.get(m.group(1), m.group(1)).replace("_", "-"), str(msg))
 
 
+def _set_threads(ctx, param, value):
+    if ctx.resilient_parsing:
+        return value
+    from landscape.threads import apply
+    apply(value)
+    return value
+
+
+THREADS_HELP = ("CPU threads for torch [default: LANDSCAPE_THREADS or OMP_NUM_THREADS if set, else the free "
+                "cores: cores minus the 1-minute load, at least 1]")
+
+
+def _with_threads(cmd):
+    """Give every command a ``--threads`` option (applied before the command runs, not passed to it)."""
+    if cmd is not None and not any(p.name == "threads" for p in cmd.params):
+        cmd.params.append(click.Option(["--threads"], type=click.IntRange(1), default=None, expose_value=False,
+                                       is_eager=True, callback=_set_threads, help=THREADS_HELP))
+    return cmd
+
+
 class LandscapeGroup(click.Group):
     def list_commands(self, ctx):
         return [name for name, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod) is not None]
@@ -62,7 +82,7 @@ class LandscapeGroup(click.Group):
         mod, attr = COMMANDS[name]
         if importlib.util.find_spec(mod) is None:
             return None
-        return getattr(importlib.import_module(mod), attr)
+        return _with_threads(getattr(importlib.import_module(mod), attr))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from . import common

@@ -14,6 +14,11 @@ INVOCATION = ""
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda or cuda:N")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="random seed")
+budget_option = click.option(
+    "--budget", type=click.Choice(["full", "reduced", "smoke"]), default=None,
+    help="attack and sample budget: full (the authors'), reduced (the small-scale recipes'), smoke (seconds, "
+         "for tests) [default: LANDSCAPE_BUDGET, else full on CUDA and reduced on the CPU]; the command prints "
+         "what it will run")
 data_dir_option = click.option("--data-dir", default=None, type=click.Path(file_okay=False),
                                help="folder holding datasets (searched first)")
 
@@ -36,6 +41,13 @@ def checkpoint_argument(multiple: bool = False):
 
 
 from landscape.results import GENERIC_STEMS, checkpoint_label, checkpoint_labels  # noqa: E402,F401
+
+
+def beside(checkpoint, what: str) -> str:
+    """The default output prefix ``<checkpoint dir>/<stem>_<what>``: results sit beside the checkpoint,
+    where ``landscape report <runs dir>`` finds them."""
+    p = Path(str(checkpoint))
+    return str(p.with_name(f"{p.stem}_{what}"))
 
 
 def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path, Path]:

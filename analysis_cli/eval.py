@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
 
 ATTACK_CHOICES = ["saa", "spgd", "spgd-projected", "rs", "pgd", "apgd", "fgsm", "onestep-l1", "spgd1", "exact-l0", "maxloss"]
 
@@ -22,7 +22,8 @@ ATTACK_CHOICES = ["saa", "spgd", "spgd-projected", "rs", "pgd", "apgd", "fgsm", 
 @click.option("--steps", type=int, default=None, help="iterations (sPGD/PGD/APGD; queries for rs); attack default if unset")
 @click.option("--queries", type=int, default=None, help="Sparse-RS queries (rs, saa); attack default if unset")
 @click.option("--restarts", type=int, default=None, help="random restarts (pgd, apgd, rs)")
-@click.option("--n-examples", type=int, default=1000, show_default=True,
+@budget_option
+@click.option("--n-examples", type=int, default=None,
               help="size of the fixed held-out test subset (0 = the whole test split)")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--out", default=None, help="output prefix for PREFIX.csv and PREFIX.json "
@@ -43,9 +44,12 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     from landscape.checkpoint import atomic_save
     from landscape.errors import LandscapeError
 
-    if opts["n_examples"] < 0:
+    if opts["n_examples"] is not None and opts["n_examples"] < 0:
         raise LandscapeError(f"--n-examples must be 0 (all) or positive, got {opts['n_examples']}")
+    from landscape import budgets
+    plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
     df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None, **opts)
+    meta["plan"] = plan.record()
     adv = meta.pop("adv", None)
     path, name = Path(checkpoint), meta["attack_name"]
     prefix = Path(out) if out else path.with_name(f"{path.stem}_eval_{name}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, seed_option, write_results
 
 
 @click.command()
@@ -14,8 +14,9 @@ from .common import checkpoint_argument, checkpoint_label, data_dir_option, devi
 @click.option("--norm", default=None, help="threat norm (default: each checkpoint's; another norm needs --eps)")
 @click.option("--eps", default=None, help="budget (default: each checkpoint's)")
 @click.option("--scale-budget", is_flag=True, help="read the budget as a CIFAR-10 one and scale it to the image size")
-@click.option("--multi-steps", type=int, default=100, show_default=True, help="steps of the multi-step attack")
-@click.option("--n-examples", type=int, default=256, show_default=True)
+@click.option("--multi-steps", type=int, default=None, help="steps of the multi-step attack [default: the budget's, 100]")
+@click.option("--n-examples", type=int, default=None, help="[default: the budget's, 256]")
+@budget_option
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
@@ -29,7 +30,10 @@ def gradients(checkpoints, out, **opts):
 
     from landscape.analysis import api
 
+    from landscape import budgets
+    plan = budgets.prepare("gradients", checkpoints, opts, budget=opts.pop("budget"))
     df, meta = api.gradient_distance(checkpoints, **opts)
+    meta["plan"] = plan.record()
     prefix = Path(out) if out else Path(checkpoints[0]).with_name(f"{checkpoint_label(checkpoints[0])}_gradients")
     if prefix.suffix.lower() in (".csv", ".json"):
         prefix = prefix.with_suffix("")

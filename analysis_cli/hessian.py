@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
+from .common import beside, budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
 
 LOSS_HELP = ("clean; adversarial (perturbations found once at the checkpoint by the strong loss-keeping attack, "
              "held fixed); recipe (the checkpoint's training loss: soft labels, trade-off, TRADES). "
@@ -27,7 +27,8 @@ def _common(f):
                      "strong attack keeping the highest loss; exhaustive for l0 at eps 1)"),
         click.option("--attack-steps", type=int, default=None, help="iterations of --attack"),
         click.option("--attack-queries", type=int, default=None, help="Sparse-RS queries of --attack (l0)"),
-        click.option("--n-examples", default=1000, show_default=True, type=int, help="size of the fixed sample"),
+        click.option("--n-examples", default=None, type=int, help="size of the fixed sample [default: the budget's]"),
+        budget_option,
         click.option("--batch-size", default=256, show_default=True, type=int, help="examples per HVP batch"),
         click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
                      help="split the sample is drawn from (the paper: train)"),
@@ -40,6 +41,17 @@ def _common(f):
     for o in reversed(opts):
         f = o(f)
     return f
+
+
+def _title(what: str, meta: dict, plan) -> str:
+    """``Top 10 Hessian eigenvalues of the adversarial loss, ...`` and how the perturbations were made, in words."""
+    from landscape.budgets import describe_attack
+    loss = {"clean": "clean loss", "adversarial": "adversarial loss", "recipe": "training loss"}.get(meta["loss"], meta["loss"])
+    text = f"{what} of the {loss}, {meta['n_examples']} {meta.get('split', 'train')} images"
+    atk = plan.attacks.get("perturbations")
+    if atk is not None and meta["loss"] != "clean":
+        text += f"\nperturbations from {describe_attack(atk)}, held fixed ({plan.budget} budget)"
+    return text
 
 
 @click.command("hessian")
@@ -62,9 +74,13 @@ def hessian(checkpoints, out, **opts):
     from landscape.analysis import api
     from landscape.plots.hessian import plot_spectra
 
+    from landscape import budgets
+
     rank, opts["device"], _ = api.init_distributed(opts["device"])
-    fig_path, csv_path, json_path = out_paths(out or (checkpoint_label(checkpoints[0]) + "_hessian"))
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "hessian"))
+    plan = budgets.prepare("hessian", checkpoints, opts, budget=opts.pop("budget"))
     table, meta = api.hessian_spectrum(checkpoints, **opts)
+    meta["plan"] = plan.record()
     if rank != 0:
         return
     cols = ["label", "rank", "eigenvalue", "residual", "converged"] + (["trace", "trace_stderr"] if opts["trace"] else [])
@@ -77,14 +93,14 @@ def hessian(checkpoints, out, **opts):
     write_results(table, meta, csv_path, json_path)
     m0 = meta["checkpoints"][0]
     plot_spectra(table, fig_path, traces={k: tuple(v) for k, v in meta["traces"].items()} or None,
-                 title=f"top-{opts['topk']} Hessian eigenvalues ({m0['loss']} loss, {m0['n_examples']} {m0['split']} examples)")
+                 title=_title(f"Top {opts['topk']} Hessian eigenvalues", m0, plan))
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}", err=True)
 
 
 @click.command("density")
 @checkpoint_argument(multiple=True)
-@click.option("--n-v", default=10, show_default=True, type=int, help="random start vectors")
-@click.option("--n-steps", default=80, show_default=True, type=int, help="Lanczos steps per start vector")
+@click.option("--n-v", default=None, type=int, help="random start vectors [default: the budget's; full 10]")
+@click.option("--n-steps", default=None, type=int, help="Lanczos steps per start vector [default: the budget's; full 80]")
 @click.option("--sigma", default=None, type=float, help="Gaussian broadening (default 1%% of the spectral range)")
 @click.option("--grid", "grid", default=1000, show_default=True, type=int, help="points of the density grid")
 @click.option("--out", default=None, help="figure path or prefix (writes .png/.csv/.json)")
@@ -95,9 +111,13 @@ def density(checkpoints, out, **opts):
     from landscape.analysis import api
     from landscape.plots.hessian import plot_density
 
+    from landscape import budgets
+
     rank, opts["device"], _ = api.init_distributed(opts["device"])
-    fig_path, csv_path, json_path = out_paths(out or (checkpoint_label(checkpoints[0]) + "_density"))
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "density"))
+    plan = budgets.prepare("density", checkpoints, opts, budget=opts.pop("budget"))
     table, meta = api.hessian_density(checkpoints, **opts)
+    meta["plan"] = plan.record()
     if rank != 0:
         return
     for m in meta["checkpoints"]:
@@ -105,5 +125,5 @@ def density(checkpoints, out, **opts):
                    f"{m['n_hvp']} HVPs, {m['wall_time_s']:.2f} s")
     write_results(table, meta, csv_path, json_path)
     curves = [(lab, g["eigenvalue"].to_numpy(), g["density"].to_numpy()) for lab, g in table.groupby("label", sort=False)]
-    plot_density(curves, fig_path, title=f"Hessian spectral density ({meta['checkpoints'][0]['loss']} loss)")
+    plot_density(curves, fig_path, title=_title("Hessian spectral density", meta["checkpoints"][0], plan))
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}", err=True)

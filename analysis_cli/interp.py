@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
+from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 
@@ -15,7 +15,8 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @checkpoint_argument()
 @click.option("--alpha", "alpha_text", default=PAPER_ALPHAS, show_default=True,
               help="interpolation factors: start:stop:step or a comma list")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="figure; table to <stem>.csv/.json")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="figure; table to <stem>.csv/.json [default: <checkpoint dir>/<stem>_interp.png]")
 @click.option("--norm", default=None, help="threat norm [default: the checkpoint's]")
 @click.option("--eps", default=None, help="budget of the 1-step attack [default: the checkpoint's]")
 @click.option("--attack", default=None, help="perturbation attack [default: the natural 1-step attack, spgd1 for l0]")
@@ -26,7 +27,8 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--bn-recalibrate", is_flag=True, help="with --between: re-estimate BatchNorm statistics on training "
               "images at every α (default: interpolate the running statistics)")
 @click.option("--adversarial", is_flag=True, help="with --between: also the robust accuracy under --attack at every α")
-@click.option("--n-examples", type=int, default=1000, show_default=True)
+@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
+@budget_option
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
@@ -38,8 +40,14 @@ def interp(checkpoint, alpha_text, out, no_strong, **opts):
     from landscape.plots.interp import plot_interp
 
     alphas = parse_range(alpha_text, "--alpha")
-    fig_path, csv_path, json_path = out_paths(out)
-    df, meta = api.interpolation(checkpoint, alphas=alphas, strong=not no_strong, **opts)
+    from landscape import budgets
+
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoint, "interp"))
+    budget = opts.pop("budget")
+    opts.update(alphas=alphas, strong=not no_strong)
+    plan = budgets.prepare("interp", checkpoint, opts, budget=budget)
+    df, meta = api.interpolation(checkpoint, **opts)
+    meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
     plot_interp(df, fig_path, title=meta["title"])
     echo_table(df)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, write_results
+from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, write_results
 
 
 @click.command()
 @checkpoint_argument()
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="figure; table to <stem>.csv/.json")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="figure; table to <stem>.csv/.json [default: <checkpoint dir>/<stem>_lipschitz.png]")
 @click.option("--radii", default="1e-3,1e-2,1e-1", show_default=True, help="distances ‖θ₁ − θ₂‖ (comma list)")
 @click.option("--compare", default="labels,loss", show_default=True,
               help="labels (hard vs soft), loss (CE vs trade-off), both, or '' for hard-label CE only")
@@ -25,7 +26,8 @@ from .common import checkpoint_argument, data_dir_option, device_option, echo_ta
 @click.option("--eps", default=None)
 @click.option("--attack", default=None, help="attack [default: the natural 1-step attack]")
 @click.option("--attack-steps", type=int, default=None)
-@click.option("--n-examples", type=int, default=128, show_default=True)
+@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
+@budget_option
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
@@ -36,10 +38,18 @@ def lipschitz(checkpoint, out, radii, compare, **opts):
     from landscape.analysis import api
     from landscape.plots.lipschitz import plot_lipschitz
 
-    fig_path, csv_path, json_path = out_paths(out)
-    df, meta = api.lipschitz(checkpoint, radii=parse_range(radii, "--radii"), compare=compare.split(","), **opts)
+    from landscape import budgets
+
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoint, "lipschitz"))
+    budget = opts.pop("budget")
+    opts.update(radii=parse_range(radii, "--radii"), compare=compare.split(","))
+    plan = budgets.prepare("lipschitz", checkpoint, opts, budget=budget)
+    df, meta = api.lipschitz(checkpoint, **opts)
+    meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
-    plot_lipschitz(df, fig_path, title=meta["summary"])
+    plot_lipschitz(df, fig_path, title=f"{meta['summary']}\nLipschitz estimates of the adversarial loss "
+                                       f"({budgets.describe_attack(plan.attacks['attack'])} re-run at both points), "
+                                       f"{plan.n_examples} {opts['split']} images ({plan.budget} budget)")
     echo_table(df.groupby(["variant", "radius"], sort=False).mean(numeric_only=True).reset_index()
                [["variant", "radius", "loss_lip", "grad_lip", "grad_lip_fixed", "delta_l2", "loc_change"]])
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")

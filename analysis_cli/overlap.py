@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, checkpoint_label, data_dir_option, device_option, out_paths, seed_option, strong_attack_options, write_results
+from .common import beside, budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, out_paths, seed_option, strong_attack_options, write_results
 
 
 @click.command()
 @checkpoint_argument()
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="histogram; table to <stem>.csv/.json")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="histograms; table to <stem>.csv/.json [default: <checkpoint dir>/<stem>_overlap.png]")
 @click.option("--norm", default=None)
 @click.option("--eps", default=None, help="budget [default: the checkpoint's]")
 @click.option("--attack", default=None, help="training attack [default: the natural 1-step attack]")
 @click.option("--attack-steps", type=int, default=None, help="steps of the training attack (e.g. 20 for 20-step sPGD)")
 @strong_attack_options("second attack")
-@click.option("--n-examples", type=int, default=500, show_default=True)
+@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
+@budget_option
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @device_option
@@ -29,11 +31,18 @@ def overlap(checkpoint, out, **opts):
     from landscape.analysis import api
     from landscape.plots.interp import plot_overlap
 
-    fig_path, csv_path, json_path = out_paths(out)
+    from landscape import budgets
+
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoint, "overlap"))
+    plan = budgets.prepare("overlap", checkpoint, opts, budget=opts.pop("budget"))
     df, meta = api.location_overlap(checkpoint, **opts)
+    meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
-    plot_overlap(df, fig_path, title=f"{checkpoint_label(checkpoint)}: mean overlap rate {meta['mean_rate_both_succeed']:.3f}, "
-                                     f"IoU {meta['mean_iou_both_succeed']:.3f} (both succeed, n={meta['n_both_succeed']})")
+    plot_overlap(df, fig_path, first=budgets.describe_attack(plan.attacks["first attack"]),
+                 second=budgets.describe_attack(plan.attacks["second attack"]),
+                 title=f"{checkpoint_label(checkpoint)} under {meta['threat']['norm']} budget {meta['threat']['eps']:g}: "
+                       f"where two attacks perturb, {meta.get('n_examples', plan.n_examples)} {opts['split']} images "
+                       f"({plan.budget} budget)")
     click.echo(f"mean overlap rate (both succeed, n={meta['n_both_succeed']}): {meta['mean_rate_both_succeed']:.4f}")
     click.echo(f"mean IoU (both succeed, n={meta['n_both_succeed']}): {meta['mean_iou_both_succeed']:.4f}")
     click.echo(f"mean overlap rate / IoU (all, n={meta['n_all']}): {meta['mean_rate_all']:.4f} / {meta['mean_iou_all']:.4f}")

@@ -38,21 +38,31 @@ def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, in
         raise LandscapeError(f"unknown recipe {', '.join(unknown)}; choose from {', '.join(by_name)} or all")
     chosen = recipes if not names or "all" in names else [by_name[n] for n in names]
     scale = "quick" if quick else scale
+    import os
+    saved = os.environ.get("LANDSCAPE_BUDGET")
+    if scale == "quick" and not saved:
+        # the quick scale checks that every step runs, in seconds: analyses and the training runs'
+        # monitor and final evaluation at the smoke budget (landscape/budgets.py)
+        os.environ["LANDSCAPE_BUDGET"] = "smoke"
     total = 0.0
-    seed_list = parse_seeds(seeds)
-    if seed_list is not None:
-        fixed = [r.name for r in chosen if not r.takes_seed()]
-        if fixed:
-            raise LandscapeError(f"--seeds: recipe(s) {', '.join(fixed)} have no seed placeholder; "
-                                 "name the recipes to run with several seeds")
-    for r in chosen:
-        kw = dict(dry_run=dry_run, echo=lambda m: click.echo(m, err=True), in_process=in_process or scale == "quick",
-                  run_command=_run_command)
-        s = run_recipe(r, out, scale, **kw) if seed_list is None else run_seeds(r, out, seed_list, scale, **kw)
-        total += s.get("seconds", 0.0)
-        for t in s.get("tables", []):
-            if t.endswith(".md"):
-                click.echo(f"{r.name}: mean ± sd over seeds {seed_list}\n" + open(t).read())
+    try:
+        seed_list = parse_seeds(seeds)
+        if seed_list is not None:
+            fixed = [r.name for r in chosen if not r.takes_seed()]
+            if fixed:
+                raise LandscapeError(f"--seeds: recipe(s) {', '.join(fixed)} have no seed placeholder; "
+                                     "name the recipes to run with several seeds")
+        for r in chosen:
+            kw = dict(dry_run=dry_run, echo=lambda m: click.echo(m, err=True), in_process=in_process or scale == "quick",
+                      run_command=_run_command)
+            s = run_recipe(r, out, scale, **kw) if seed_list is None else run_seeds(r, out, seed_list, scale, **kw)
+            total += s.get("seconds", 0.0)
+            for t in s.get("tables", []):
+                if t.endswith(".md"):
+                    click.echo(f"{r.name}: mean ± sd over seeds {seed_list}\n" + open(t).read())
+    finally:
+        if saved is None:
+            os.environ.pop("LANDSCAPE_BUDGET", None)
     if not dry_run and not no_report:
         from landscape.report import build_report
         md, _, n = build_report(out, title=f"landscape reproduction ({scale} scale)")

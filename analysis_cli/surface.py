@@ -6,12 +6,27 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_argument, data_dir_option, device_option, out_paths, seed_option, write_results
+from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, out_paths, seed_option, write_results
+
+
+def _titled(panels, meta, plan):
+    """Panel titles in words: the model, the loss, the attack and its budget."""
+    from landscape.budgets import describe_attack
+    from landscape.threat import ThreatModel
+    atk = plan.attacks.get("attack")
+    for p, m in zip(panels, meta["surfaces"]):
+        if m["loss_mode"] == "clean" or atk is None:
+            p["title"] = f"{m['label']}\nclean loss"
+            continue
+        how = "re-run at every point" if m["loss_mode"] == "recomputed" else "run once at the trained weights, held fixed"
+        t = ThreatModel.from_dict(m["threat"]) if m.get("threat") else ""
+        p["title"] = f"{m['label']}\nadversarial loss under {t}: {describe_attack(atk)} {how} ({plan.budget} budget)"
+    return panels
 
 
 @click.command()
 @checkpoint_argument(multiple=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="figure path (.png/.pdf); the grid goes to <stem>.csv and <stem>.json")
 @click.option("--loss", "loss", type=click.Choice(["clean", "fixed", "recomputed"]), default=None,
               help="clean; adversarial with the centre's perturbations held (fixed); or the attack re-run at every "
@@ -29,11 +44,12 @@ from .common import checkpoint_argument, data_dir_option, device_option, out_pat
 @click.option("--save-directions", type=click.Path(dir_okay=False), default=None, help="save the directions used")
 @click.option("--include-bn", is_flag=True, help="random directions: move biases and BatchNorm parameters too")
 @click.option("--dims", type=click.IntRange(1, 2), default=2, show_default=True, help="2 for a plane, 1 for a line")
-@click.option("--grid", "--steps", "grid", type=click.IntRange(2, 401), default=31, show_default=True,
+@click.option("--grid", "--steps", "grid", type=click.IntRange(2, 401), default=None,
               help="points per axis")
 @click.option("--range", "span", default=None,
               help="coefficient range LOW:HIGH per axis [default: -0.1:0.1 for hessian, -1:1 for random directions]")
-@click.option("--n-examples", type=int, default=256, show_default=True)
+@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
+@budget_option
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--points-per-batch", type=click.IntRange(1), default=1, show_default=True,
@@ -55,8 +71,11 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
     from landscape.analysis import api
     from landscape.plots.surface import plot_surfaces
 
-    fig_path, csv_path, json_path = out_paths(out)
+    from landscape import budgets
+
+    fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "surface"))
     rank, opts["device"], started = api.init_distributed(opts["device"])
+    plan = budgets.prepare("surface", checkpoints, opts, budget=opts.pop("budget"))
     try:
         df, meta = api.loss_surface(checkpoints, directions_from=directions_from, max_chunks=max_chunks,
                                     partial=fig_path.with_name(f".{fig_path.stem}.partial"), **opts)
@@ -67,8 +86,9 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
             return
         if df is None:
             return
+        meta["plan"] = plan.record()
         write_results(df, meta, csv_path, json_path)
-        plot_surfaces(api.surface_panels(df, meta), fig_path)
+        plot_surfaces(_titled(api.surface_panels(df, meta), meta, plan), fig_path)
         for m in meta["surfaces"]:
             c = m["cragginess"]
             click.echo(f"{m['label']}: centre loss {m.get('center', {}).get('loss', float('nan')):.4g}, "

@@ -66,6 +66,8 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     recipe = get_preset(preset, norm, eps, scale=scale)
     changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
     recipe = recipe.replace(**changes).with_settings(settings)
+    from landscape.budgets import smoke_training
+    recipe = smoke_training(recipe, settings)  # LANDSCAPE_BUDGET=smoke: monitor and final eval in seconds
     if out is None:
         eps_txt = f"{recipe.eps:g}".replace("/", "_")
         out = f"runs/{recipe.name}-{recipe.norm}-{eps_txt}"

@@ -197,8 +197,9 @@ class Checkpoint:
         try:
             m.load_state_dict(self.state_dict)
         except RuntimeError as e:
-            first = str(e).splitlines()[0] if str(e) else "mismatch"
-            raise LandscapeError(f"{self.path or 'checkpoint'}: weights do not fit {self.arch} ({first})") from None
+            why = state_dict_mismatch(m.state_dict(), self.state_dict) or (str(e).splitlines() or ["mismatch"])[0]
+            kw = ", ".join(f"{k}={v}" for k, v in self.model_kwargs.items() if k not in ("mean", "std"))
+            raise LandscapeError(f"{self.path or 'checkpoint'}: the weights do not fit {self.arch} ({kw}): {why}") from None
         m.to(device)
         return m.eval() if eval else m
 
@@ -218,6 +219,29 @@ class Checkpoint:
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     """Load and validate a landscape checkpoint (see :class:`Checkpoint`)."""
     return Checkpoint.load(path, map_location)
+
+
+def state_dict_mismatch(expected: dict, given: dict, limit: int = 6) -> str:
+    """Say how ``given`` differs from the ``expected`` state dict: missing and unexpected key names and
+    shape mismatches (the first ``limit`` of each, with the count of the rest); '' if they fit."""
+    def names(keys):
+        keys = sorted(keys)
+        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+        return ", ".join(keys[:limit]) + more
+
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f"{k} {list(given[k].shape)} in the file, {list(expected[k].shape)} in the model"
+              for k in expected if k in given and hasattr(given[k], "shape") and given[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {names(unexpected)}")
+    if shapes:
+        more = f" and {len(shapes) - limit} more" if len(shapes) > limit else ""
+        parts.append("shape mismatch " + "; ".join(shapes[:limit]) + more)
+    return "; ".join(parts)
 
 
 def import_state_dict(src: str | Path, out: str | Path, *, arch: str, dataset: dict,
@@ -248,6 +272,10 @@ def import_state_dict(src: str | Path, out: str | Path, *, arch: str, dataset: d
     ck = Checkpoint.create(build_model(arch, **kwargs), arch=arch, model_kwargs=kwargs, dataset=dataset,
                            threat=threat, recipe=None, extra={"imported_from": str(src)})
     ck.data["state_dict"] = sd
-    ck.model()  # raises a clear error if the weights do not fit
+    try:
+        ck.model()  # raises a clear error if the weights do not fit
+    except LandscapeError as e:
+        msg = str(e)
+        raise LandscapeError(f"{src}:" + msg.split(":", 1)[1] if msg.startswith("checkpoint:") else msg) from None
     ck.save(out)
     return ck

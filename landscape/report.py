@@ -37,9 +37,91 @@ def _fmt(v) -> str:
         if math.isnan(v):
             return ""
         return f"{v:.4g}"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v)[:60]
+    if isinstance(v, dict):
+        return _fmt_dict(v)
+    if isinstance(v, list):
+        items = [_fmt(x) for x in v[:8]]
+        return ", ".join(items) + (f", … ({len(v) - 8} more)" if len(v) > 8 else "")
     return str(v)
+
+
+def _fmt_dict(d: dict) -> str:
+    """A readable one-line summary of a metadata dict, cut only between whole items."""
+    if set(d) >= {"norm", "eps"} and len(d) <= 3 and not {"attack", "steps"} & set(d):
+        return f"{d['norm']}(eps={_fmt(d['eps']) if isinstance(d['eps'], float) else d['eps']})"
+    if "attack" in d and isinstance(d["attack"], str):
+        keep = [k for k in ("steps", "n_queries", "restarts", "seed") if k in d]
+        return d["attack"] + (" (" + ", ".join(f"{k} {_fmt(d[k])}" for k in keep) + ")" if keep else "")
+    if "budget" in d and "n_examples" in d:
+        return f"{d['budget']} budget, {d['n_examples']} examples" + (f", {d['threads']} thread(s)" if "threads" in d else "")
+    items, size = [], 0
+    for k, v in d.items():
+        text = f"{k}={_fmt(v) if not isinstance(v, (dict, list)) else '{…}' if isinstance(v, dict) else '[…]'}"
+        if items and size + len(text) > 160:
+            items.append(f"… ({len(d) - len(items)} more)")
+            break
+        items.append(text)
+        size += len(text) + 2
+    return ", ".join(items)
+
+
+def summarize(meta: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The table a report shows for one result: a summary of the analysis (``(table, what)``), not its
+    raw grid or per-image rows (those stay in the CSV)."""
+    kind = meta.get("analysis")
+    try:
+        if kind == "hessian" and {"label", "rank", "eigenvalue"} <= set(df.columns):
+            rows = []
+            for label, g in df.groupby("label", sort=False):
+                g = g.sort_values("rank")
+                row = {"model": label, "λ_max": g["eigenvalue"].iloc[0], f"λ_{int(g['rank'].iloc[-1])}": g["eigenvalue"].iloc[-1],
+                       "eigenvalues": len(g)}
+                if "converged" in g:
+                    row["all converged"] = bool(g["converged"].all())
+                if "trace" in g:
+                    row["trace"] = g["trace"].iloc[0]
+                rows.append(row)
+            return pd.DataFrame(rows), "top eigenvalues per model"
+        if kind == "density" and meta.get("checkpoints"):
+            rows = []
+            for m in meta["checkpoints"]:
+                g = df[df["label"] == m.get("label")] if "label" in df else df
+                mass = g[g["density"] > g["density"].max() * 1e-3] if len(g) else g
+                rows.append({"model": m.get("label"), "trace ≈": m.get("trace_estimate"),
+                             "λ min": mass["eigenvalue"].min() if len(mass) else None,
+                             "λ max": mass["eigenvalue"].max() if len(mass) else None,
+                             "density integral": m.get("integral"), "HVPs": m.get("n_hvp")})
+            return pd.DataFrame(rows), "spectral density per model (range where the density exceeds 0.1% of its peak)"
+        if kind == "surface" and meta.get("surfaces"):
+            rows = []
+            for m in meta["surfaces"]:
+                c = m.get("cragginess") or {}
+                rows.append({"model": m.get("label"), "loss": m.get("loss_mode"),
+                             "centre loss": (m.get("center") or {}).get("loss"), "loss min": m.get("loss_min"),
+                             "loss max": m.get("loss_max"), "second difference": c.get("second_diff"),
+                             "total variation": c.get("total_variation"), "local minima": c.get("local_minima"),
+                             "grid": m.get("grid")})
+            return pd.DataFrame(rows), "cragginess per surface (the grid is in the CSV)"
+        if kind == "overlap":
+            keys = [("clean_acc", "clean acc"), ("acc_onestep", "1-step acc"), ("acc_strong", "strong acc"),
+                    ("mean_iou_both_succeed", "mean IoU (both succeed)"), ("n_both_succeed", "images (both succeed)"),
+                    ("mean_iou_all", "mean IoU (all)"), ("n_all", "images (all)")]
+            row = {label: meta.get(k) for k, label in keys if k in meta}
+            if "iou" in df:
+                row["median IoU (all)"] = float(df["iou"].median())
+            return pd.DataFrame([row]), "pixel-location overlap (per-image rows in the CSV)"
+        if kind == "lipschitz" and {"variant", "radius"} <= set(df.columns):
+            cols = [c for c in ("loss_lip", "grad_lip", "grad_lip_fixed", "delta_l2", "loc_change") if c in df]
+            t = df.groupby(["variant", "radius"], sort=False)[cols].mean().reset_index()
+            return t, "mean over directions"
+    except (KeyError, TypeError, ValueError):
+        pass
+    if len(df) > MAX_ROWS:
+        num = df.select_dtypes("number")
+        if len(num.columns):
+            t = num.agg(["count", "mean", "min", "max"]).T.reset_index().rename(columns={"index": "column"})
+            return t, f"summary of {len(df)} rows (all in the CSV)"
+    return df, ""
 
 
 def markdown_table(df: pd.DataFrame, max_rows: int = MAX_ROWS) -> str:
@@ -75,10 +157,14 @@ def collect(runs_dir: str | Path) -> list[Section]:
         rel = js.relative_to(root).with_suffix("")
         if isinstance(data, dict) and "rows" in data and "meta" in data:
             meta = data.get("meta") or {}
-            sec = Section(str(rel), command=str(meta.get("command", "")), table=pd.DataFrame(data["rows"]))
-            for key in ("cragginess", "mode", "loss", "threat", "attack", "checkpoint"):
-                if key in meta:
+            table, what = summarize(meta, pd.DataFrame(data["rows"]))
+            sec = Section(str(rel), command=str(meta.get("command", "")), table=table)
+            for key in ("analysis", "mode", "loss", "threat", "attack", "attack_onestep", "attack_strong",
+                        "strong_attack", "checkpoint", "plan"):
+                if key in meta and meta[key] not in (None, "", {}):
                     sec.notes.append(f"{key}: {_fmt(meta[key])}")
+            if what:
+                sec.notes.append(f"table: {what}")
             figs = _figures_for(js.with_suffix(""))
             if meta.get("figure") and (js.parent / str(meta["figure"])).exists():
                 figs.append(js.parent / str(meta["figure"]))

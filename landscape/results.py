@@ -20,7 +20,9 @@ def write_results(df, meta: dict, csv_path: str | Path, json_path: str | Path, *
     meta = dict(meta)
     if command:
         meta.setdefault("command", command)
-    atomic_write_text(Path(csv_path), df.to_csv(index=False))
+    # CSVs carry 6 significant digits (float32 noise such as 0.7300000190734863 is not data); the JSON
+    # keeps full precision
+    atomic_write_text(Path(csv_path), df.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(Path(json_path), json.dumps({"meta": meta, "rows": json.loads(df.to_json(orient="records"))},
                                                   indent=2, default=str))
 

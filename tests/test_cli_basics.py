@@ -123,3 +123,49 @@ def test_import_bad_input(tmp_path, cli_run):
     assert not out.exists()
     r = cli_run(["import", path, "--arch", "preact-resnet18"])
     _one_error_line(r, "--out")
+
+
+def test_import_reads_back_a_landscape_model(tmp_path, cli_run):
+    """Export a trained small-cnn's state dict (the quick start's width 16, hidden 128), import it with
+    the flags `landscape info` prints, and get the same predictions; wrong flags name the keys."""
+    from landscape.checkpoint import Checkpoint, load_checkpoint
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", "train").subset(64, seed=0)
+    x, y = ds.images.float() / 255, ds.labels
+    kwargs = model_kwargs_for("small-cnn", ds.describe(), width=16, hidden=128)
+    torch.manual_seed(0)
+    m = build_model("small-cnn", **kwargs)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    for _ in range(3):  # a few steps, so the weights are not the initialisation
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    ck_path = tmp_path / "trained.pt"
+    Checkpoint.create(m, arch="small-cnn", model_kwargs=kwargs, dataset=ds.describe()).save(ck_path)
+    r = cli_run(["info", ck_path])
+    assert r.exit_code == 0 and "--arch small-cnn --width 16 --hidden 128 --dataset fashion-mnist-mini" in r.stdout
+    sd = tmp_path / "sd.pt"
+    torch.save(load_checkpoint(ck_path).state_dict, sd)
+    out = tmp_path / "imported.pt"
+    r = cli_run(["import", sd, "--arch", "small-cnn", "--width", "16", "--hidden", "128",
+                 "--dataset", "fashion-mnist-mini", "--out", out])
+    assert r.exit_code == 0, r.output
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(out).model()(x), m(x))
+    # the same through --model-arg
+    out2 = tmp_path / "imported2.pt"
+    r = cli_run(["import", sd, "--arch", "small-cnn", "--model-arg", "width=16", "--model-arg", "hidden=128",
+                 "--dataset", "fashion-mnist-mini", "--out", out2])
+    assert r.exit_code == 0, r.output
+    # without --hidden: the whole message, with the key names and shapes that differ
+    line = _one_error_line(cli_run(["import", sd, "--arch", "small-cnn", "--width", "16",
+                                    "--dataset", "fashion-mnist-mini", "--out", tmp_path / "bad.pt"]), "do not fit")
+    assert "classifier.1.weight [128, 1568] in the file, [200, 1568] in the model" in line, line
+    line = _one_error_line(cli_run(["import", sd, "--arch", "small-cnn", "--width", "16", "--hidden", "128",
+                                    "--batchnorm", "--dataset", "fashion-mnist-mini", "--out", tmp_path / "bad.pt"]))
+    assert "missing keys features.1.bias" in line, line
+    _one_error_line(cli_run(["import", sd, "--arch", "preact-resnet18", "--hidden", "128", "--dataset",
+                             "fashion-mnist-mini", "--out", tmp_path / "bad.pt"]), "preact-resnet18 does not take hidden")
+    assert not (tmp_path / "bad.pt").exists()

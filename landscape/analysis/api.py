@@ -612,8 +612,8 @@ def location_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = Fa
     from .overlap import location_overlap as _overlap
     st = setup(checkpoint, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                seed=seed, device=device, data_dir=data_dir, need_threat=True)
-    a = make_attack(st.threat, "train", attack, steps=attack_steps)
-    b = make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries)
+    a = make_attack(st.threat, "train", attack, steps=attack_steps, seed=seed)
+    b = make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries, seed=seed)
     df, meta = _overlap(st.model, st.x, st.y, a, b, batch_size=_positive_int(batch_size, "batch_size"), seed=seed)
     meta.update({"analysis": "overlap", **st.meta(), "label": st.label})
     return df, meta
@@ -635,7 +635,7 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
         ck = st.checkpoint
         if other.arch != ck.arch or other.model_kwargs != ck.model_kwargs:
             raise LandscapeError(f"{between} is a different architecture ({other.arch}) from {checkpoint} ({ck.arch})")
-        atk = make_attack(st.threat, "train", attack) if adversarial else None
+        atk = make_attack(st.threat, "train", attack, seed=seed) if adversarial else None
         x_train = None
         if bn_recalibrate:
             x_train = load_examples(ck, split="train", n_examples=max(int(n_examples), 1000), seed=seed,
@@ -648,8 +648,9 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
     else:
         if st.threat is None:
             raise LandscapeError(f"{checkpoint} has no threat model; give `norm` and `eps`")
-        atk = make_attack(st.threat, "train", attack)
-        sa = make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries) if strong else None
+        atk = make_attack(st.threat, "train", attack, seed=seed)
+        sa = (make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries, seed=seed)
+              if strong else None)
         df, meta = interpolate_perturbations(st.model, st.x, st.y, atk, alphas, strong_attack=sa,
                                              batch_size=batch_size, seed=seed)
         name = meta["attack"].get("attack", attack) if isinstance(meta["attack"], dict) else attack
@@ -681,7 +682,7 @@ def lipschitz(checkpoint, *, radii: Sequence[float], compare: Sequence[str] = ("
     alpha = tradeoff_alpha if tradeoff_alpha is not None else float(recipe.get("tradeoff_alpha", 0.5) or 0.5)
     variants = build_variants(list(compare), st.y, st.examples.dataset.num_classes, smoothing=smoothing,
                               soft_targets=soft, tradeoff_alpha=alpha)
-    atk = make_attack(st.threat, "train", attack, steps=attack_steps)
+    atk = make_attack(st.threat, "train", attack, steps=attack_steps, seed=seed)
     df, meta = lipschitz_estimates(st.model, st.x, st.y, atk, radii, variants=variants, n_directions=n_directions,
                                    direction=direction, seed=seed, batch_size=_positive_int(batch_size, "batch_size"),
                                    norm=st.threat.norm)

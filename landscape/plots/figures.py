@@ -170,6 +170,38 @@ def results_table(out: str | Path, *, rows: list, name: str = "table", scale: st
     df = pd.DataFrame(table)
     if columns:
         df = df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
+    fig.tight_layout()
+    png = out / f"{name}.png"
+    save_figure(fig, png)
+    _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale, "runs": {k: str(v) for k, v in runs.items()}},
+           out / f"{name}_curves")
+    _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "training-attack acc - sAA acc >= 0.3 and sAA <= 1/3 of it"},
+           out / f"{name}_summary")
+    return [png]
+
+
+def results_table(out: str | Path, *, rows: list, name: str = "table", scale: str = "", title: str = "",
+                  columns: list | None = None) -> list[Path]:
+    """A table of final models: each row ``{label, run, eval, ...}`` becomes clean accuracy, every
+    attack stage's accuracy, the worst case (sAA), training time and the CO flag. A bar chart of
+    clean and worst-case accuracy is drawn beside it."""
+    from ..training.monitor import co_detected
+
+    out = Path(out)
+    table = []
+    for spec in rows:
+        spec = dict(spec)
+        row = {k: v for k, v in spec.items() if k not in ("run", "eval")}
+        if spec.get("run"):
+            row.update(_run_summary(spec["run"]))
+        if spec.get("eval"):
+            row.update(_eval_summary(spec["eval"]))
+            if "final_train_attack_acc" in row:
+                row["co"] = bool(co_detected(row["final_train_attack_acc"], row["worst-case"]))
+        table.append(row)
+    df = pd.DataFrame(table)
+    if columns:
+        df = df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(df) + 2), 4))
     xs = range(len(df))
     if "clean" in df:
