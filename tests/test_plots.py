@@ -39,9 +39,11 @@ def test_overlap_axis_spans_the_values_and_names_the_attacks(tmp_path):
     df = pd.DataFrame({"iou": [0.0, 0.02, 0.05, 0.12], "success_onestep": [True, False, True, True],
                        "success_strong": [True, True, True, False]})
     fig = plot_overlap(df, tmp_path / "o.png", first="1-step sPGD", second="sparse-AutoAttack")
-    ax = fig.axes[0]
+    ax = fig.axes[1]  # the IoU panel (no overlap_rate column: the first panel is hidden)
     assert ax.get_xlim()[1] <= 0.2
-    assert "1-step sPGD" in ax.get_xlabel() and "sparse-AutoAttack" in ax.get_xlabel()
+    text = fig._suptitle.get_text()
+    assert "1-step sPGD" in text and "sparse-AutoAttack" in text
+    assert len(fig.legends) == 1 and not any(a.get_legend() for a in fig.axes)
 
 
 def test_results_table_legend_keeps_the_robust_patch_plain(tmp_path):

@@ -170,52 +170,33 @@ def results_table(out: str | Path, *, rows: list, name: str = "table", scale: st
     df = pd.DataFrame(table)
     if columns:
         df = df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
-    fig.tight_layout()
-    png = out / f"{name}.png"
-    save_figure(fig, png)
-    _write(pd.DataFrame(rows), {"figure": png.name, "scale": scale, "runs": {k: str(v) for k, v in runs.items()}},
-           out / f"{name}_curves")
-    _write(pd.DataFrame(summary), {"scale": scale, "co_rule": "training-attack acc - sAA acc >= 0.3 and sAA <= 1/3 of it"},
-           out / f"{name}_summary")
-    return [png]
-
-
-def results_table(out: str | Path, *, rows: list, name: str = "table", scale: str = "", title: str = "",
-                  columns: list | None = None) -> list[Path]:
-    """A table of final models: each row ``{label, run, eval, ...}`` becomes clean accuracy, every
-    attack stage's accuracy, the worst case (sAA), training time and the CO flag. A bar chart of
-    clean and worst-case accuracy is drawn beside it."""
-    from ..training.monitor import co_detected
-
-    out = Path(out)
-    table = []
-    for spec in rows:
-        spec = dict(spec)
-        row = {k: v for k, v in spec.items() if k not in ("run", "eval")}
-        if spec.get("run"):
-            row.update(_run_summary(spec["run"]))
-        if spec.get("eval"):
-            row.update(_eval_summary(spec["eval"]))
-            if "final_train_attack_acc" in row:
-                row["co"] = bool(co_detected(row["final_train_attack_acc"], row["worst-case"]))
-        table.append(row)
-    df = pd.DataFrame(table)
-    if columns:
-        df = df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(df) + 2), 4))
+    from matplotlib.patches import Patch
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(df) + 2), 4.3))
     xs = range(len(df))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
     if "clean" in df:
-        ax.bar([x - 0.2 for x in xs], 100 * df["clean"], width=0.4, label="clean")
+        ax.bar([x - 0.2 for x in xs], 100 * df["clean"], width=0.4, color=colors[0])
+        handles.append(Patch(facecolor=colors[0], label="clean"))
     if "worst-case" in df:
-        bars = ax.bar([x + 0.2 for x in xs], 100 * df["worst-case"], width=0.4, label="robust (worst case)")
-        for b, co in zip(bars, df.get("co", [False] * len(df))):
+        bars = ax.bar([x + 0.2 for x in xs], 100 * df["worst-case"], width=0.4, color=colors[1])
+        handles.append(Patch(facecolor=colors[1], label="robust (worst case)"))
+        flagged = [bool(co) for co in df.get("co", [False] * len(df))]
+        for b, co in zip(bars, flagged):
             if co:
                 b.set_hatch("//")
+        if any(flagged):
+            # a legend entry of its own, so that the plain "robust" patch is never hatched
+            handles.append(Patch(facecolor=colors[1], hatch="//", label="robust, catastrophic overfitting flagged"))
     ax.set_xticks(list(xs))
     ax.set_xticklabels(df["label"] if "label" in df else xs, rotation=35, ha="right", fontsize=7)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title or name + (" (hatched: CO)" if "co" in df else ""), fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or name, fontsize=9, pad=24)
+    # above the axes, between the title and the bars: it never covers a bar
+    ax.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles),
+              frameon=False)
     fig.tight_layout()
     png = out / f"{name}.png"
     save_figure(fig, png)

@@ -54,8 +54,7 @@ def plot_overlap(df, path: str | Path | None = None, *, title: str = "", first: 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles = {}
     for ax, col, xl in zip(axes, ("overlap_rate", "iou"),
-                           (f"overlap rate: share of the pixels of {second}\nalso perturbed by {first}",
-                            f"IoU of the pixels perturbed by\n{first} and by {second}")):
+                           ("overlap rate |S₁ ∩ S₂| / |S₂|", "IoU |S₁ ∩ S₂| / |S₁ ∪ S₂|")):
         if col not in df.columns:
             ax.set_visible(False)
             continue
@@ -82,7 +81,7 @@ def plot_overlap(df, path: str | Path | None = None, *, title: str = "", first: 
     items.append((Line2D([], [], color="0.3", ls="--"), "mean (dashed: all, dotted: both succeed)"))
     fig.legend([h for h, _ in items], [k for _, k in items], loc="lower center", ncol=len(items), fontsize=7.5,
                frameon=False)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle((title + "\n" if title else "") + f"S₁: pixels perturbed by {first}; S₂: by {second}", fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     if path is not None:
         save_figure(fig, path)
