@@ -125,7 +125,7 @@ def describe_attack(attack) -> str:
 
 
 #: attacks' names as papers write them
-DISPLAY_NAMES = {"spgd": "sPGD", "pgd": "PGD", "apgd": "APGD-l1", "fgsm": "FGSM", "nfgsm": "N-FGSM",
+DISPLAY_NAMES = {"spgd": "sPGD", "spgd-projected": "projected sPGD", "pgd": "PGD", "apgd": "APGD-l1", "fgsm": "FGSM", "nfgsm": "N-FGSM",
                  "onestep-l1": "1-step l1 attack", "nspgd": "noisy sPGD", "saa": "sparse-AutoAttack"}
 
 
@@ -140,6 +140,9 @@ def attack_record(attack) -> dict:
     for k in ("steps", "n_queries", "restarts", "seed"):
         if hasattr(attack, k):
             cfg.setdefault(k, getattr(attack, k))
+    seeds = [getattr(a, "seed", None) for a in _stages(attack)]
+    if cfg.get("seed") is None and any(v is not None for v in seeds):
+        cfg["seed"] = next(v for v in seeds if v is not None)  # a cascade's seed is its first stage's
     cfg["described"] = describe_attack(attack)
     return cfg
 

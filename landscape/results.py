@@ -20,11 +20,22 @@ def write_results(df, meta: dict, csv_path: str | Path, json_path: str | Path, *
     meta = dict(meta)
     if command:
         meta.setdefault("command", command)
-    # CSVs carry 6 significant digits (float32 noise such as 0.7300000190734863 is not data); the JSON
-    # keeps full precision
-    atomic_write_text(Path(csv_path), df.to_csv(index=False, float_format="%.6g"))
+    # CSVs carry each float at float32 precision, in its shortest form (0.73, not the float32 noise
+    # 0.7300000190734863); the JSON keeps full precision
+    atomic_write_text(Path(csv_path), csv_frame(df).to_csv(index=False))
     atomic_write_text(Path(json_path), json.dumps({"meta": meta, "rows": json.loads(df.to_json(orient="records"))},
                                                   indent=2, default=str))
+
+
+def csv_frame(df):
+    """``df`` with its float columns as the shortest text that reads back as the same float32 value."""
+    import numpy as np
+    import pandas as pd
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = ["" if v != v else str(np.float32(v)) for v in out[c].to_numpy(dtype=float)]
+    return out
 
 
 def checkpoint_label(path) -> str:
