@@ -12,7 +12,7 @@ RUNS=${1:-runs/reproduce}
   cat benchmarks/sections/reproduction.md
   echo
   "${PYTHON:-python}" benchmarks/make_results_tables.py "$RUNS"
-  for s in training attacks hessian surface reference; do
+  for s in training attacks hessian surface reference threads readme_commands; do
     echo
     sed -e 's/^# /## /' -e 's/^## \(.*\)/### \1/' -e 's/^### ### /### /' "benchmarks/sections/$s.md"
   done
