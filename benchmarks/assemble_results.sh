@@ -12,6 +12,8 @@ RUNS=${1:-runs/reproduce}
   cat benchmarks/sections/reproduction.md
   echo
   "${PYTHON:-python}" benchmarks/make_results_tables.py "$RUNS"
+  echo
+  sed -e 's/^# /### /' benchmarks/sections/recipe_v2.md
   for s in training attacks hessian surface reference threads readme_commands; do
     echo
     sed -e 's/^# /## /' -e 's/^## \(.*\)/### \1/' -e 's/^### ### /### /' "benchmarks/sections/$s.md"
