@@ -1,5 +1,5 @@
 """``landscape overlap``: where the training attack's and the strong attack's perturbations land.
-The work is :func:`landscape.analysis.api.location_overlap`."""
+The work is :func:`landscape.analysis.api.pixel_overlap`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def overlap(checkpoint, out, **opts):
 
     fig_path, csv_path, json_path = out_paths(out or beside(checkpoint, "overlap"))
     plan = budgets.prepare("overlap", checkpoint, opts, budget=opts.pop("budget"))
-    df, meta = api.location_overlap(checkpoint, **opts)
+    df, meta = api.pixel_overlap(checkpoint, **opts)
     meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
     plot_overlap(df, fig_path, first=budgets.describe_attack(plan.attacks["first attack"]),

@@ -47,7 +47,7 @@ def _titled(panels, meta, plan):
 @click.option("--grid", "--steps", "grid", type=click.IntRange(2, 401), default=None,
               help="points per axis")
 @click.option("--range", "span", default=None,
-              help="coefficient range LOW:HIGH per axis [default: -0.1:0.1 for hessian, -1:1 for random directions]")
+              help="coefficient range LOW:HIGH per axis [default: -0.05:0.05 for hessian (a share of the weights' norm), -1:1 for random directions]")
 @click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
 @budget_option
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)

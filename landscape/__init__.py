@@ -31,6 +31,10 @@ _LAZY = {
     "random_directions": "analysis.directions", "cragginess": "analysis.cragginess",
     "interpolate_perturbations": "analysis.interp", "interpolate_weights": "analysis.interp",
     "lipschitz_estimates": "analysis.lipschitz", "location_overlap": "analysis.overlap",
+    # the checkpoint-level layer: a checkpoint (path) in, (DataFrame, meta) out
+    "hessian_spectrum": "analysis.api", "hessian_density": "analysis.api", "loss_surface": "analysis.api",
+    "gradient_distance": "analysis.api", "pixel_overlap": "analysis.api", "evaluate_checkpoint": "analysis.api",
+    "write_results": "results",
     # reports and reproduction (`landscape report`, `landscape reproduce`)
     "build_report": "report", "run_recipe": "reproduce", "list_recipes": "reproduce",
 }

@@ -8,6 +8,7 @@ functions with the same argument names::
     >>> df, meta = api.hessian_spectrum(["runs/a/checkpoint.pt"], topk=10)
     >>> df, meta = api.loss_surface(["runs/a/checkpoint.pt"], grid=31, span=(-0.1, 0.1))
     >>> api.write_results(df, meta, "out.csv", "out.json")
+    >>> df, meta = api.pixel_overlap("runs/a/checkpoint.pt", split="train")
 
 **One rule for the threat model** (:func:`resolve_threat`): with neither ``norm`` nor ``eps`` the
 checkpoint's threat model is used; ``eps`` alone changes the budget of the checkpoint's norm;
@@ -381,12 +382,12 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
                                             seed=seed + s, progress=progress)
         meta["attack"] = attack_config(atk)
         meta["perturbation_mode"] = "fixed"
-        with torch.no_grad():
-            own = torch.cat([torch.arange(s, min(s + batch_size, len(st.x))) for s in starts]) if starts else torch.zeros(0, dtype=torch.long)
-            if len(own):
-                xo, xa, yo = st.x[own], x_adv[own], st.y[own]
-                meta["clean_ce"] = float(torch.nn.functional.cross_entropy(st.model(xo), yo))
-                meta["adversarial_ce"] = float(torch.nn.functional.cross_entropy(st.model(xa), yo))
+        own = torch.cat([torch.arange(s, min(s + batch_size, len(st.x))) for s in starts]) if starts else None
+        if own is not None:   # the strength of the perturbations, on this rank's examples
+            from .objective import predict_stats
+            own = own.to(st.x.device)
+            meta["clean_ce"] = predict_stats(st.model, st.x[own], st.y[own], batch_size)[0]
+            meta["adversarial_ce"] = predict_stats(st.model, x_adv[own], st.y[own], batch_size)[0]
     batches = make_batches(st.x, st.y, batch_size, x_adv=x_adv, targets=targets.to(st.device) if targets is not None else None)
     rank, world = _dist()
     batches = shard(batches, rank, world)
@@ -489,7 +490,7 @@ def parse_span(span) -> tuple[float, float]:
     return lo, hi
 
 
-DEFAULT_SPAN = {"hessian": (-0.1, 0.1), "random": (-1.0, 1.0), "file": (-1.0, 1.0)}
+DEFAULT_SPAN = {"hessian": (-0.05, 0.05), "random": (-1.0, 1.0), "file": (-1.0, 1.0)}
 
 
 def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: str = "hessian",
@@ -504,7 +505,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     ``loss``: ``recomputed`` (default with a threat model: the :func:`surface_attack` re-run at every
     point with the same ``seed``), ``fixed`` (perturbations of the centre held) or ``clean``.
     ``directions``: ``hessian`` (default: the top-2 eigenvectors of the Hessian of the loss drawn,
-    with the perturbations of the centre; range ±0.1 of the weights' norm) or ``random``
+    with the perturbations of the centre; range ±0.05 of the weights' norm) or ``random``
     (filter-normalised Gaussian, range ±1); ``directions_from`` a saved direction file.
     ``points_per_batch`` > 1 evaluates that many grid points in one forward pass (stacked weights,
     :mod:`landscape.analysis.batched`); results equal the one-point-at-a-time ones.
@@ -551,6 +552,11 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
                 raise LandscapeError(f"{path} is a clean checkpoint; give `norm` and `eps` for an adversarial loss")
             atk = make_attack(st.threat, "surface", attack, steps=attack_steps, seed=seed)
         obj = LossObjective(st.model, st.x, st.y, mode, atk, batch_size, seed=seed)
+        if points_per_batch > 1:
+            from .batched import batchable
+            why = batchable(obj)
+            if why:
+                raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
         dinfo = {"kind": kind, "include_bn": include_bn, "seed": seed}
         if directions_from:
             dirs, saved_meta = D.load_directions(directions_from, st.model, k=dims)
@@ -602,7 +608,7 @@ def surface_panels(df: pd.DataFrame, meta: dict) -> list[dict]:
 
 
 # ==================================================================================== overlap etc.
-def location_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = False, attack: str | None = None,
+def pixel_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = False, attack: str | None = None,
                      attack_steps: int | None = None, strong_attack: str | None = None,
                      strong_steps: int | None = None, strong_queries: int | None = None, n_examples: int = 500,
                      split: str = "test", batch_size: int = 256, device="cpu", seed: int = 0,
@@ -791,6 +797,6 @@ def gradient_distance(checkpoints: Sequence, *, norm=None, eps=None, scale_budge
 
 __all__ = ["Examples", "REFERENCE_SHAPE", "Setup", "evaluate_checkpoint", "fixed_perturbations", "gradient_distance",
            "hessian_density", "hessian_operator_for", "hessian_spectrum", "init_distributed", "interpolation",
-           "lipschitz", "load_examples", "location_overlap", "loss_surface", "make_attack", "parse_span",
+           "lipschitz", "load_examples", "loss_surface", "pixel_overlap", "make_attack", "parse_span",
            "resolve_threat", "scale_budget", "setup", "soft_labels", "surface_attack", "surface_panels",
            "write_results"]

@@ -83,7 +83,7 @@ def evaluate_points(objective, offsets: Sequence[Mapping[str, torch.Tensor]]) ->
     batch of examples; equal (to rounding) to ``objective.evaluate(offset)`` for each."""
     why = batchable(objective)
     if why:
-        raise LandscapeError(f"grid points cannot be batched with {why}; use one point per batch")
+        raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
     P = len(offsets)
     params = [{k: c + off[k].to(c.device, c.dtype) if k in off else c for k, c in objective.center.items()}
               for off in offsets]

@@ -134,7 +134,7 @@ def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
     meta = json.loads((tmp_path / "full.json").read_text())["meta"]
     assert meta["surfaces"][0]["loss_mode"] == "recomputed"
     assert "second_diff" in meta["cragginess"]["l0"] and "jump_ratio" in meta["cragginess"]["l0"]
-    assert meta["surfaces"][0]["directions"]["kind"] == "hessian" and meta["surfaces"][0]["range"] == [-0.1, 0.1]
+    assert meta["surfaces"][0]["directions"]["kind"] == "hessian" and meta["surfaces"][0]["range"] == [-0.05, 0.05]
     assert meta["surfaces"][0]["split"] == "train"
     assert (tmp_path / "full.png").stat().st_size > 0
     # the centre equals the checkpoint's recomputed adversarial loss

@@ -66,6 +66,7 @@ def test_resume_after_interrupt_is_exact(tmp_path):
         assert torch.equal(a[k], b[k]), k
     metrics = Checkpoint.load(part / "checkpoint.pt").metrics
     assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(m["grad_norm"] > 0 for m in metrics)     # ‖∇θ L‖ per epoch (Fig. 4a), resumed exactly below
     assert res["robust_examples"] == 8 and 0 <= res["robust_acc"] <= res["clean_acc"] + 1
     full_rows = (full / "metrics.csv").read_text().splitlines()
     part_rows = (part / "metrics.csv").read_text().splitlines()
