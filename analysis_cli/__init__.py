@@ -41,6 +41,11 @@ COMMANDS = {
 #: library argument names whose flag differs from ``--<name with dashes>``
 _FLAG_OF = {"span": "range", "scale_budget": "scale-budget"}
 
+#: commands that write files: they take --overwrite (replace existing outputs they did not write)
+WRITERS = {"eval", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
+#: commands that really resume when rerun after Ctrl-C
+RESUMABLE = {"train", "surface", "reproduce"}
+
 
 def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
@@ -50,6 +55,42 @@ def _flags(msg: str) -> str:
     """Library errors name arguments in backquotes (`n_examples`); the CLI says --n-examples."""
     import re
     return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: "--" + _FLAG_OF.get(m.group(1), m.group(1)).replace("_", "-"), str(msg))
+
+def _instrument(cmd: click.Command, name: str) -> click.Command:
+    """Run ``cmd`` as the producer ``name`` (its earlier results may be replaced, nothing else; see
+    :mod:`landscape.outputs`) and give the commands that write files an ``--overwrite`` flag."""
+    if getattr(cmd, "_landscape_instrumented", False) or cmd.callback is None:
+        return cmd
+    import functools
+    callback = cmd.callback
+    writer = name in WRITERS and not any(p.name == "overwrite" for p in cmd.params)
+    if writer:
+        cmd.params.append(click.Option(["--overwrite"], is_flag=True, default=False,
+                                       help="replace existing output files that this command did not write "
+                                            "(never its input files)"))
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from landscape import outputs
+        global CURRENT
+        overwrite = kwargs.pop("overwrite", False) if writer else False
+        previous, CURRENT = CURRENT, name
+        try:
+            with outputs.producing(name), outputs.allow_overwrite(overwrite):
+                result = callback(*args, **kwargs)
+        except BaseException:
+            CURRENT = name  # the interrupt message speaks of the command that was stopped
+            raise
+        CURRENT = previous
+        return result
+
+    cmd.callback = run
+    cmd._landscape_instrumented = True
+    return cmd
+
+
+#: the command running now (for the interrupt message)
+CURRENT: str | None = None
 
 
 def _set_threads(ctx, param, value):
@@ -82,7 +123,7 @@ class LandscapeGroup(click.Group):
         mod, attr = COMMANDS[name]
         if importlib.util.find_spec(mod) is None:
             return None
-        return _with_threads(getattr(importlib.import_module(mod), attr))
+        return _instrument(_with_threads(getattr(importlib.import_module(mod), attr)), name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from . import common
@@ -95,7 +136,11 @@ class LandscapeGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort):
-            click.echo("landscape: interrupted (partial results were saved; rerun the same command to resume)", err=True)
+            if CURRENT in RESUMABLE:
+                click.echo("landscape: interrupted (partial results were saved; rerun the same command to resume)",
+                           err=True)
+            else:
+                click.echo("landscape: interrupted; nothing was written (rerunning starts again)", err=True)
             sys.exit(130)
         except click.exceptions.UsageError as e:
             cmd = e.ctx.command_path if e.ctx else "landscape"
@@ -105,7 +150,7 @@ class LandscapeGroup(click.Group):
             click.echo(f"landscape: error: {_one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code or 1)
         except LandscapeError as e:
-            click.echo(f"landscape: error: {_one_line(_flags(e))}", err=True)
+            click.echo(f"landscape: error: {_one_line(_flags(e.cli_message()))}", err=True)
             sys.exit(e.exit_code)
         except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as e:
             click.echo(f"landscape: error: {_one_line(e)}", err=True)

@@ -50,8 +50,12 @@ def beside(checkpoint, what: str) -> str:
     return str(p.with_name(f"{p.stem}_{what}"))
 
 
-def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path, Path]:
-    """``(figure, csv, json)`` paths for an ``--out`` given with or without a suffix."""
+def out_paths(out: str | Path, default_suffix: str = ".png", check: bool = True) -> tuple[Path, Path, Path]:
+    """``(figure, csv, json)`` paths for an ``--out`` given with or without a suffix.
+
+    With ``check`` (the default) the three paths are checked before any work and claimed for this
+    run: an existing file that is not this command's own earlier result is refused now, not after
+    the work (:mod:`landscape.outputs`)."""
     out = Path(out)
     if out.suffix.lower() in (".png", ".pdf", ".svg"):
         stem = out.with_suffix("")
@@ -62,7 +66,16 @@ def out_paths(out: str | Path, default_suffix: str = ".png") -> tuple[Path, Path
     else:
         stem = out
         fig = out.with_suffix(default_suffix) if out.suffix == "" else Path(str(out) + default_suffix)
-    return fig, stem.with_suffix(".csv"), stem.with_suffix(".json")
+    paths = fig, stem.with_suffix(".csv"), stem.with_suffix(".json")
+    if check:
+        claim_outputs(paths, arg="out")
+    return paths
+
+
+def claim_outputs(paths, arg: str | None = None) -> None:
+    """Check output paths before any work and claim them (see :func:`landscape.outputs.claim_outputs`)."""
+    from landscape.outputs import claim_outputs as _claim
+    _claim(paths, arg=arg)
 
 
 def write_results(df, meta: dict, csv_path: Path, json_path: Path) -> None:
@@ -71,28 +84,11 @@ def write_results(df, meta: dict, csv_path: Path, json_path: Path) -> None:
     _write(df, meta, csv_path, json_path, command=INVOCATION or None)
 
 
-def parse_range(text: str, name: str = "range") -> list[float]:
-    """Parse ``start:stop:step`` (inclusive of stop, within rounding) or a comma list of numbers."""
-    text = str(text).strip()
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step <= 0:
-                raise LandscapeError(f"{name} {text!r}: the step must be positive")
-            if stop < start:
-                raise LandscapeError(f"{name} {text!r}: the stop is below the start")
-            n = int(round((stop - start) / step))
-            values = [start + i * step for i in range(n + 1) if start + i * step <= stop + 1e-9]
-            return [round(v, 10) for v in values]
-        values = [float(p) for p in text.split(",") if p.strip()]
-        if not values:
-            raise ValueError
-        return values
-    except ValueError:
-        raise LandscapeError(f"cannot read {name} {text!r}; use start:stop:step (e.g. 0:1:0.1) or a comma list") from None
+def parse_range(text: str, name: str = "range", positive: bool = False) -> list[float]:
+    """Parse ``start:stop:step`` (inclusive of stop, within rounding) or a comma list of numbers:
+    finite, at most :data:`landscape.validate.MAX_POINTS` of them (:func:`landscape.validate.parse_range`)."""
+    from landscape.validate import parse_range as _parse
+    return _parse(text, name.lstrip("-").replace("-", "_"), positive=positive)
 
 
 def echo_table(df, floatfmt: str = "{:.4g}") -> None:

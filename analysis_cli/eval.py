@@ -7,9 +7,31 @@ from pathlib import Path
 
 import click
 
-from .common import budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import budget_option, claim_outputs, checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
 
 ATTACK_CHOICES = ["saa", "spgd", "spgd-projected", "rs", "pgd", "apgd", "fgsm", "onestep-l1", "spgd1", "exact-l0", "maxloss"]
+
+
+def _outputs(path: Path, out, opts: dict) -> tuple[Path, Path]:
+    """``PREFIX.csv`` and ``PREFIX.json``; the default prefix names the attack, which for the
+    default attack depends on the norm (the checkpoint's unless --norm is given)."""
+    from landscape.attacks import STRONG_ATTACK
+    from landscape.checkpoint import load_checkpoint
+    from landscape.threat import parse_norm
+    if out:
+        prefix = Path(out)
+    else:
+        name = opts.get("attack")
+        if name is None:
+            norm = opts.get("norm")
+            if norm is None:
+                t = load_checkpoint(path).threat
+                norm = t.norm if t is not None else None
+            name = STRONG_ATTACK.get(parse_norm(norm)) if norm is not None else None
+        prefix = path.with_name(f"{path.stem}_eval_{name or 'attack'}")
+    if prefix.suffix.lower() in (".csv", ".json"):
+        prefix = prefix.with_suffix("")
+    return Path(str(prefix) + ".csv"), Path(str(prefix) + ".json")
 
 
 @click.command("eval")
@@ -48,19 +70,18 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
         raise LandscapeError(f"--n-examples must be 0 (all) or positive, got {opts['n_examples']}")
     from landscape import budgets
     plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
+    path = Path(checkpoint)
+    csv_path, json_path = _outputs(path, out, opts)
+    claim_outputs({"out": csv_path, "save_adv": save_adv})  # refused now, not after the attack
+    claim_outputs({"out": json_path})
     df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None, **opts)
     meta["plan"] = plan.record()
     adv = meta.pop("adv", None)
-    path, name = Path(checkpoint), meta["attack_name"]
-    prefix = Path(out) if out else path.with_name(f"{path.stem}_eval_{name}")
-    if prefix.suffix.lower() in (".csv", ".json"):
-        prefix = prefix.with_suffix("")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = Path(str(prefix) + ".csv"), Path(str(prefix) + ".json")
+    name = meta["attack_name"]
     if save_adv is not None:
-        atomic_save({"x_adv": adv["x_adv"], "y": adv["y"], "indices": adv["indices"], "robust": adv["robust"],
+        atomic_save({"format": "landscape-adversarial-examples", "x_adv": adv["x_adv"], "y": adv["y"], "indices": adv["indices"], "robust": adv["robust"],
                      "clean_correct": adv["clean_correct"], "threat": meta["threat"], "attack": name,
-                     "checkpoint": str(path), "split": "test"}, save_adv)
+                     "checkpoint": str(path), "split": "test"}, save_adv, arg="save_adv")
         meta["save_adv"] = str(save_adv)
     write_results(df, meta, csv_path, json_path)
     threat = meta["threat_str"]

@@ -33,6 +33,9 @@ def import_cmd(state_dict, arch, activation, width, hidden, batchnorm, model_arg
     from landscape.errors import LandscapeError
     from landscape.threat import ThreatModel
 
+    from landscape.outputs import check_replace
+
+    check_replace(out, arg="out")  # before anything is read: never over a checkpoint it did not make
     if bool(norm) != bool(eps):
         raise LandscapeError("give both --norm and --eps for the threat model, or neither")
     threat = ThreatModel(norm, eps) if norm else None

@@ -38,6 +38,7 @@ def info(checkpoint, as_json):
     from landscape.training.recipe import stored_version as recipe_version
 
     ck = load_checkpoint(checkpoint)
+    ck.model()  # the stored architecture must fit the weights (a clear error if it does not)
     if as_json:
         meta = {k: v for k, v in ck.data.items() if k not in ("state_dict", "train_state")}
         if ck.recipe:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, out_paths, seed_option, write_results
+from .common import beside, budget_option, checkpoint_argument, claim_outputs, data_dir_option, device_option, out_paths, seed_option, write_results
 
 
 def _titled(panels, meta, plan):
@@ -74,6 +74,7 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
     from landscape import budgets
 
     fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "surface"))
+    claim_outputs({"save_directions": opts.get("save_directions")})  # before any work; never a checkpoint
     rank, opts["device"], started = api.init_distributed(opts["device"])
     plan = budgets.prepare("surface", checkpoints, opts, budget=opts.pop("budget"))
     try:

@@ -30,7 +30,7 @@ from .common import data_dir_option, device_option, seed_option
 @click.option("--save-every", type=int, default=0, show_default=True,
               help="also save a checkpoint every N steps inside an epoch (0: only at epoch ends)")
 @click.option("--eval-examples", type=int, default=1000, show_default=True,
-              help="test examples for the final robust accuracy")
+              help="test examples for the final robust accuracy (at most the test split's size)")
 @click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
               help="override any recipe field, e.g. --set soft_labels=false --set trades_beta=6 (repeatable)")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the training forward")
@@ -56,7 +56,7 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     if eps is not None:
         eps = parse_eps(eps)
     for name, v, lo in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1), ("--save-every", save_every, 0),
-                        ("--eval-examples", eval_examples, 0), ("--max-train-examples", max_train_examples, 1)):
+                        ("--eval-examples", eval_examples, 1), ("--max-train-examples", max_train_examples, 1)):
         if v is not None and v < lo:
             raise LandscapeError(f"{name} must be at least {lo}, got {v}")
     if lr is not None and not lr > 0:

@@ -19,7 +19,8 @@ metrics        list of per-epoch metric dicts
 =============  ===================================================================================
 
 Writes are atomic: a temporary file in the same folder, flushed and fsynced, then renamed over the
-target, so an interrupted write never destroys the previous checkpoint.
+target, so an interrupted write never destroys the previous checkpoint; and no write replaces a
+file that this run did not make (:mod:`landscape.outputs`).
 """
 
 from __future__ import annotations
@@ -49,45 +50,63 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_target(path: str | Path, suffix: str = ".tmp"):
-    """Yield a temporary path beside ``path``; on success it is renamed over ``path`` (with the
-    permissions an ordinary file would get), on any failure it is removed and ``path`` is untouched."""
+def atomic_target(path: str | Path, suffix: str = ".tmp", *, arg: str | None = None, owned=None,
+                  overwrite: bool = False):
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``, on any failure
+    it is removed and ``path`` is untouched.
+
+    Before anything is written, :func:`landscape.outputs.check_replace` enforces the one rule for
+    every file landscape writes: an existing ``path`` is replaced only if this run made it, it is an
+    earlier result of the same command, or replacing was asked for (``overwrite=True``); ``arg`` names
+    the argument that chose the path for the error message. A replaced file keeps its permission
+    bits; a new one gets those an ordinary file would get."""
+    from .outputs import check_replace, claim
     path = Path(path)
+    check_replace(path, arg=arg, owned=owned, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    claim(path)
 
 
-def atomic_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and a rename."""
-    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+def atomic_save(obj, path: str | Path, *, arg: str | None = None, overwrite: bool = False) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and a rename (see :func:`atomic_target`)."""
+    with atomic_target(path, arg=arg, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
     return Path(path)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (results beside checkpoints use it too)."""
-    with atomic_target(path) as tmp:
+def atomic_write_text(path: str | Path, text: str, *, arg: str | None = None, overwrite: bool = False) -> Path:
+    """Write a text file atomically (results beside checkpoints use it too; see :func:`atomic_target`)."""
+    with atomic_target(path, arg=arg, overwrite=overwrite) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
-def read_weights_only(path: str | Path, map_location="cpu"):
-    """``torch.load(weights_only=True)`` with every failure turned into one clear error."""
+def read_weights_only(path: str | Path, map_location="cpu", *, note: bool = True):
+    """``torch.load(weights_only=True)`` with every failure turned into one clear error. The file is
+    recorded as an input of this process (``note=False``: not), so that no write replaces it."""
     path = Path(path)
     if not path.exists():
         raise LandscapeError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise LandscapeError(f"{path} is a directory, not a checkpoint file")
+    if note:
+        from .outputs import note_input
+        note_input(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -145,8 +164,10 @@ class Checkpoint:
         }
         return cls(data)
 
-    def save(self, path: str | Path) -> Path:
-        self.path = atomic_save(self.data, path)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the checkpoint atomically; an existing file this run did not make is refused unless
+        ``overwrite=True`` (see :mod:`landscape.outputs`)."""
+        self.path = atomic_save(self.data, path, arg="out", overwrite=overwrite)
         return self.path
 
     # ---------------------------------------------------------------- accessors
@@ -193,7 +214,11 @@ class Checkpoint:
 
     def model(self, device="cpu", eval: bool = True) -> nn.Module:
         """Rebuild the model with its weights, on ``device``, in eval mode by default."""
-        m = build_model(self.arch, **self.model_kwargs)
+        try:
+            m = build_model(self.arch, **self.model_kwargs)
+        except LandscapeError as e:
+            raise LandscapeError(f"{self.path or 'checkpoint'}: its stored architecture does not fit "
+                                 f"(damaged or edited metadata?): {e}") from None
         try:
             m.load_state_dict(self.state_dict)
         except RuntimeError as e:
@@ -207,7 +232,10 @@ class Checkpoint:
         """The dataset this checkpoint was trained on (``split`` of it)."""
         from .data import load_dataset
         ds = self.dataset
-        return load_dataset(ds["name"], split, data_dir=data_dir or ds.get("data_dir"),
+        stored = ds.get("data_dir")
+        if data_dir is None and stored and Path(stored).is_dir():
+            data_dir = stored  # where it was trained, if that folder is still here; else the usual search
+        return load_dataset(ds["name"], split, data_dir=data_dir,
                             image_size=ds.get("image_size") or ds.get("height"))
 
     def summary(self) -> str:
@@ -246,13 +274,18 @@ def state_dict_mismatch(expected: dict, given: dict, limit: int = 6) -> str:
 
 def import_state_dict(src: str | Path, out: str | Path, *, arch: str, dataset: dict,
                       model_kwargs: dict | None = None, threat: ThreatModel | None = None,
-                      key: str | None = None) -> Checkpoint:
+                      key: str | None = None, overwrite: bool = False) -> Checkpoint:
     """Wrap a state dict trained elsewhere into a landscape checkpoint.
 
     ``src`` is read with ``weights_only=True``; the weights are taken from ``key`` if given, else from
     ``state_dict``/``model``/``net`` if present, else from the top level. A ``module.`` prefix (from
-    DataParallel) is stripped. The weights must fit ``arch`` exactly.
+    DataParallel) is stripped. The weights must fit ``arch`` exactly. An existing ``out`` is refused
+    (before anything is read) unless it is an earlier import or ``overwrite=True``.
     """
+    from .outputs import check_replace
+    if Path(out).exists() and Path(out).resolve() == Path(src).resolve():
+        raise LandscapeError(f"{out} is the state dict being imported; choose another `out`")
+    check_replace(out, arg="out", overwrite=overwrite)
     raw = read_weights_only(src)
     if not isinstance(raw, dict):
         raise LandscapeError(f"{src} does not hold a state dict")
@@ -277,5 +310,5 @@ def import_state_dict(src: str | Path, out: str | Path, *, arch: str, dataset: d
     except LandscapeError as e:
         msg = str(e)
         raise LandscapeError(f"{src}:" + msg.split(":", 1)[1] if msg.startswith("checkpoint:") else msg) from None
-    ck.save(out)
+    ck.save(out, overwrite=overwrite)
     return ck

@@ -25,11 +25,11 @@ import time
 import pandas as pd
 import torch
 
-from .attacks.base import Attack, model_mode
+from .attacks.base import Attack, budget_text, model_mode
 from .attacks.saa import Cascade
 from .device import resolve_device
 from .errors import LandscapeError
-from .progress import bar
+from .progress import bar, note
 
 
 def _as_tensors(x, y):
@@ -78,6 +78,7 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     seconds = {"clean": 0.0, **{nm: 0.0 for nm in names}}
     advs, robust_all, clean_all = [], [], []
     t_start = time.perf_counter()
+    note(f"eval: {n} images, {budget_text(attack)}; batches of {batch_size} on {dev}", progress)
     pbar = bar(total=n, desc=f"eval {attack.name} {threat}", progress=progress, unit="img")
     try:
         for i in range(0, n, batch_size):

@@ -12,7 +12,7 @@ from .models import ARCHS, build_model, model_kwargs_for
 
 def import_checkpoint(src, out, *, arch, dataset="cifar10", activation=None, width=None, num_classes=None,
                       image_size=None, normalize=True, key=None, threat=None, hidden=None, batchnorm=None,
-                      model_args: dict | None = None) -> Checkpoint:
+                      model_args: dict | None = None, overwrite=False) -> Checkpoint:
     """Wrap the state dict in ``src`` into a landscape checkpoint at ``out`` (``landscape import``).
 
     The model's arguments (input channels, classes, image size, mean/std) come from the static
@@ -47,4 +47,5 @@ def import_checkpoint(src, out, *, arch, dataset="cifar10", activation=None, wid
         raise LandscapeError(f"{name} does not take {', '.join(unknown)}; it takes {', '.join(takes)}")
     if threat is not None:
         threat.check_shape((meta["channels"], meta["height"], meta["width"]))
-    return import_state_dict(src, out, arch=name, dataset=meta, model_kwargs=kwargs, threat=threat, key=key)
+    return import_state_dict(src, out, arch=name, dataset=meta, model_kwargs=kwargs, threat=threat, key=key,
+                             overwrite=overwrite)

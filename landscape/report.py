@@ -240,6 +240,7 @@ def build_report(runs_dir: str | Path, title: str | None = None) -> tuple[Path, 
     if not sections:
         raise LandscapeError(f"no results (*.json with meta and rows, training runs, figures) under {root}")
     title = title or f"landscape report: {root.name}"
-    md = atomic_write_text(root / "report.md", render_markdown(sections, root, title))
-    page = atomic_write_text(root / "report.html", render_html(sections, root, title))
+    mark = "\n<!-- written by landscape report -->\n"  # lets a rerun replace them (landscape.outputs)
+    md = atomic_write_text(root / "report.md", render_markdown(sections, root, title) + mark)
+    page = atomic_write_text(root / "report.html", render_html(sections, root, title) + mark)
     return md, page, len(sections)

@@ -45,7 +45,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import validate as _validate
 from ..errors import LandscapeError
+from ..progress import note as _note
 from ..results import checkpoint_label, checkpoint_labels, write_results
 from ..threat import ThreatModel, parse_eps, parse_norm
 
@@ -147,9 +149,7 @@ def load_examples(ck, *, split: str = "train", n_examples: int | None = 1000, se
     split = _split(split)
     n = _positive_int(n_examples, "n_examples", allow_none=True)
     ds = ck.load_dataset(split, data_dir=data_dir)
-    if n is not None:
-        n = min(n, len(ds))
-    sub = ds.subset(n, seed=seed)
+    sub = ds.subset(n, seed=seed)  # more than the split holds is an error, not a smaller sample
     idx = ds.subset_indices(n, seed=seed)
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     return Examples(sub.images.float().div(255).to(dev), sub.labels.to(dev), idx, ds, split, int(seed))
@@ -272,8 +272,10 @@ def fixed_perturbations(model, x: torch.Tensor, y: torch.Tensor, attack, *, batc
                         progress: bool | None = None) -> torch.Tensor:
     """``attack`` run once over ``(x, y)`` in batches, seeded with ``seed`` (torch's global generator is
     restored afterwards), every result checked against the attack's threat model."""
-    from ..progress import bar
+    from ..attacks.base import budget_text
+    from ..progress import bar, note
     batch_size = _positive_int(batch_size, "batch_size")
+    note(f"fixed perturbations: {budget_text(attack)} on {len(x)} examples", progress)
     state = torch.random.get_rng_state()
     torch.manual_seed(int(seed))
     outs = []
@@ -420,10 +422,18 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
         raise LandscapeError(f"`method` must be lanczos or power, got {method!r}")
     if trace:
         _positive_int(trace_samples, "trace_samples")
+    _validate.solver_options(tol=tol, maxiter=maxiter, trace_samples=trace_samples if trace else None)
     if not checkpoints:
         raise LandscapeError("give at least one checkpoint")
+    for path in checkpoints:  # every checkpoint readable before the first one's work
+        _load(path)
     seed = operator_options.get("seed", 0)
     frames, metas, traces = [], [], {}
+    _note(f"hessian: {len(checkpoints)} checkpoint(s); top-{topk} eigenvalues by {method} (tol "
+          f"{'default' if tol is None else tol}, maxiter {'default' if maxiter is None else maxiter})"
+          + (f" and the trace from {trace_samples} samples" if trace else "")
+          + f"; {operator_options.get('loss') or 'default'} loss on {operator_options.get('n_examples', 1000)} "
+          f"{operator_options.get('split', 'train')} examples")
     for path in checkpoints:
         st, op, meta = hessian_operator_for(path, **operator_options)
         if topk >= op.n_params:
@@ -459,6 +469,10 @@ def hessian_density(checkpoints: Sequence, *, n_v: int = 10, n_steps: int = 80, 
     _positive_int(n_steps, "n_steps")
     if _positive_int(grid, "grid") < 2:
         raise LandscapeError("`grid` must be at least 2")
+    for path in checkpoints:  # every checkpoint readable before the first one's work
+        _load(path)
+    _note(f"density: {len(checkpoints)} checkpoint(s); {n_v} start vectors x {n_steps} Lanczos steps; "
+          f"{operator_options.get('loss') or 'default'} loss on {operator_options.get('n_examples', 1000)} examples")
     frames, metas = [], []
     for path in checkpoints:
         st, op, meta = hessian_operator_for(path, **operator_options)
@@ -513,6 +527,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     Returns ``(df, meta)``; ``meta["complete"]`` is False when ``max_chunks`` stopped early; on a
     non-zero rank of a process group ``df`` is None.
     """
+    from ..attacks.base import budget_text
     from . import directions as D
     from .objective import MODES, LossObjective
     from .surface import compute_surface, tensor_digest
@@ -557,6 +572,9 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
             why = batchable(obj)
             if why:
                 raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
+        _note(f"surface {labels[j]}: {len(coeffs)}x{len(b_coeffs)} points on [{lo:g}, {hi:g}], {kind} directions, "
+              f"{mode} loss" + (f" under {budget_text(atk)}" if atk is not None else "")
+              + f", {len(st.examples)} {split} examples", progress)
         dinfo = {"kind": kind, "include_bn": include_bn, "seed": seed}
         if directions_from:
             dirs, saved_meta = D.load_directions(directions_from, st.model, k=dims)
@@ -620,6 +638,8 @@ def pixel_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = False
                seed=seed, device=device, data_dir=data_dir, need_threat=True)
     a = make_attack(st.threat, "train", attack, steps=attack_steps, seed=seed)
     b = make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries, seed=seed)
+    from ..attacks.base import budget_text
+    _note(f"overlap: {len(st.y)} {split} examples; {budget_text(a)} against {budget_text(b)}")
     df, meta = _overlap(st.model, st.x, st.y, a, b, batch_size=_positive_int(batch_size, "batch_size"), seed=seed)
     meta.update({"analysis": "overlap", **st.meta(), "label": st.label})
     return df, meta
@@ -632,7 +652,9 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
                   device="cpu", seed: int = 0, data_dir=None) -> tuple[pd.DataFrame, dict]:
     """Accuracy along ``x + α·δ`` of the 1-step perturbation (Table 3 of the paper), or along the
     straight line between the weights of ``checkpoint`` and ``between``."""
+    from ..attacks.base import budget_text
     from .interp import interpolate_perturbations, interpolate_weights
+    alphas = _validate.values("alpha", alphas)  # finite, at most MAX_POINTS: before any work
     batch_size = _positive_int(batch_size, "batch_size")
     st = setup(checkpoint, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                seed=seed, device=device, data_dir=data_dir)
@@ -646,6 +668,8 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
         if bn_recalibrate:
             x_train = load_examples(ck, split="train", n_examples=max(int(n_examples), 1000), seed=seed,
                                     device=st.device, data_dir=data_dir).x
+        _note(f"interp --between: {len(alphas)} values of alpha on {len(st.y)} {split} examples"
+              + (f", adversarial under {budget_text(atk)}" if atk is not None else ""))
         df, meta = interpolate_weights(st.model, other.model(st.device), st.x, st.y, alphas, attack=atk,
                                        bn="recalibrate" if bn_recalibrate else "interpolate", x_train=x_train,
                                        batch_size=batch_size, seed=seed)
@@ -657,6 +681,8 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
         atk = make_attack(st.threat, "train", attack, seed=seed)
         sa = (make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries, seed=seed)
               if strong else None)
+        _note(f"interp: {len(alphas)} values of alpha on {len(st.y)} {split} examples; perturbation from "
+              f"{budget_text(atk)}" + (f"; strong attack {budget_text(sa)}" if sa is not None else ""))
         df, meta = interpolate_perturbations(st.model, st.x, st.y, atk, alphas, strong_attack=sa,
                                              batch_size=batch_size, seed=seed)
         name = meta["attack"].get("attack", attack) if isinstance(meta["attack"], dict) else attack
@@ -674,7 +700,9 @@ def lipschitz(checkpoint, *, radii: Sequence[float], compare: Sequence[str] = ("
               data_dir=None) -> tuple[pd.DataFrame, dict]:
     """Empirical Lipschitz constants of the recomputed adversarial loss and its gradient
     (:mod:`landscape.analysis.lipschitz`), hard against soft labels and CE against the trade-off loss."""
+    from ..attacks.base import budget_text
     from .lipschitz import build_variants, lipschitz_estimates
+    radii = _validate.values("radii", radii, positive=True)  # finite, positive: before any work
     if any(float(r) <= 0 for r in radii):
         raise LandscapeError(f"`radii` {list(radii)!r}: every radius must be positive")
     st = setup(checkpoint, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
@@ -689,6 +717,8 @@ def lipschitz(checkpoint, *, radii: Sequence[float], compare: Sequence[str] = ("
     variants = build_variants(list(compare), st.y, st.examples.dataset.num_classes, smoothing=smoothing,
                               soft_targets=soft, tradeoff_alpha=alpha)
     atk = make_attack(st.threat, "train", attack, steps=attack_steps, seed=seed)
+    _note(f"lipschitz: {len(variants)} variant(s) x {n_directions} direction(s) x {len(radii)} radii on "
+          f"{len(st.y)} {split} examples; {budget_text(atk)} recomputed at every point")
     df, meta = lipschitz_estimates(st.model, st.x, st.y, atk, radii, variants=variants, n_directions=n_directions,
                                    direction=direction, seed=seed, batch_size=_positive_int(batch_size, "batch_size"),
                                    norm=st.threat.norm)

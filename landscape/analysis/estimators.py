@@ -31,6 +31,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from .. import validate as _validate
 from ..errors import LandscapeError
 from ..progress import bar
 
@@ -169,6 +170,7 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     largest in magnitude (what power iteration finds). ``tol`` (default 1e-8 for float64 operators,
     1e-4 for float32) is ARPACK's relative accuracy and the convergence threshold of the residuals.
     """
+    _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
     tol = _default_tol(op) if tol is None else float(tol)
     n = op.shape[0]
@@ -220,6 +222,7 @@ def power_iteration_pyhessian(op, k: int = 20, tol: float = 1e-3, maxiter: int =
         from pyhessian import hessian as PyHessian
     except ImportError:
         raise LandscapeError("--method power needs the pyhessian package") from None
+    _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
     if getattr(op, "distributed", False):
         raise LandscapeError("--method power (pyhessian) does not run distributed; use --method lanczos")
@@ -282,8 +285,7 @@ def hutchinson_trace(op, n_samples: int = 100, seed: int = 0, progress=None) -> 
     All ``n_samples`` products are taken (no early stop); the standard error is the sample standard
     deviation over :math:`\sqrt{s}`.
     """
-    if n_samples < 2:
-        raise LandscapeError(f"the trace needs at least 2 samples, got {n_samples}")
+    _validate.solver_options(trace_samples=n_samples)
     n0, t0 = _n_hvp(op), time.perf_counter()
     rng = np.random.RandomState(seed)
     vals = []

@@ -34,6 +34,8 @@ def interpolate_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor
                               alphas: Sequence[float], *, strong_attack: Callable | None = None,
                               batch_size: int = 256, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Accuracy and loss on ``x + α·δ`` for each α, plus the strong attack's row (see module doc)."""
+    from ..validate import values
+    alphas = values("alpha", alphas)  # finite, at most MAX_POINTS: checked before the attack
     x_adv = run_attack(attack, model, x, y, batch_size, seed=seed)
     delta = x_adv - x
     rows = []
@@ -109,6 +111,8 @@ def interpolate_weights(model1: nn.Module, model2: nn.Module, x: torch.Tensor, y
     sd1 = {k: v.detach().clone() for k, v in model1.state_dict().items()}
     sd2 = {k: v.detach().clone() for k, v in model2.state_dict().items()}
     interpolate_state(sd1, sd2, 0.0)  # shape check before any work
+    from ..validate import values
+    alphas = values("alpha", alphas)
     work = copy.deepcopy(model1)
     rows = []
     for a in alphas:

@@ -86,7 +86,8 @@ def lipschitz_estimates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, atta
     ``{"hard-ce": {}}``. ``norm`` (the threat model's) decides whether ``loc_change`` is computed (l0).
     """
     from .. import progress as _progress
-    radii = [float(r) for r in radii]
+    from ..validate import values
+    radii = values("radii", radii, positive=True)
     if not radii or any(r <= 0 for r in radii):
         raise LandscapeError("radii must be positive numbers, e.g. 1e-3,1e-2,1e-1")
     variants = variants or {"hard-ce": {}}

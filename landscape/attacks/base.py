@@ -41,6 +41,56 @@ def no_param_grad(model: nn.Module):
             p.requires_grad_(True)
 
 
+def iteration_budget(attack) -> int | None:
+    """Iterations ``attack`` may run: its ``steps`` (sPGD counts one more for the final check) or
+    ``n_queries``, times its ``restarts``; None when it has no such budget."""
+    per = getattr(attack, "steps", None)
+    if per is None:
+        per = getattr(attack, "n_queries", None)
+    if not isinstance(per, int) or per <= 0:
+        return None
+    return per * max(1, int(getattr(attack, "restarts", 1) or 1))
+
+
+def budget_text(attack) -> str:
+    """The attack and its budget in words: ``saa at l0(eps=20): spgd 10000 steps, spgd-projected
+    10000 steps, rs 10000 queries``."""
+    def one(a) -> str:
+        if getattr(a, "steps", None):
+            txt = f"{a.steps} step" + ("s" if a.steps != 1 else "")
+        elif getattr(a, "n_queries", None):
+            txt = f"{a.n_queries} queries"
+        else:
+            return "one step"
+        restarts = int(getattr(a, "restarts", 1) or 1)
+        return txt + (f" x {restarts} restarts" if restarts > 1 else "")
+    name = getattr(attack, "name", type(attack).__name__)
+    where = f" at {attack.threat}" if getattr(attack, "threat", None) is not None else ""
+    stages = getattr(attack, "stages", None)
+    if stages:
+        return f"{name}{where}: " + ", ".join(f"{nm} {one(a)}" for nm, a in stages)
+    return f"{name}{where}, {one(attack)}"
+
+
+@contextmanager
+def watch(model: nn.Module, attack, stage: str | None = None, index: int | None = None,
+          stages: int | None = None):
+    """While the block runs ``attack`` on ``model``, report its iterations (every forward pass of
+    the model is one) to the open progress bar or listeners (:mod:`landscape.progress`). Nothing
+    is hooked when nobody is watching."""
+    from ..progress import attack_reporter
+    rep = attack_reporter(stage or getattr(attack, "name", "attack"), iteration_budget(attack), index, stages)
+    if rep is None:
+        yield
+        return
+    handle = model.register_forward_hook(rep.hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+        rep.close()
+
+
 class Attack:
     """Base class. Subclasses set ``norms`` and implement ``perturb(model, x, y) -> x_adv``.
 
@@ -71,7 +121,7 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.threat.check_shape(x.shape)
-        with model_mode(model, self.mode), no_param_grad(model):
+        with model_mode(model, self.mode), no_param_grad(model), watch(model, self):
             x_adv = self.perturb(model, x.detach(), y.detach())
         return x_adv.detach()
 

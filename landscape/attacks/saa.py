@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import LandscapeError
-from .base import Attack, model_mode, no_param_grad
+from .base import Attack, model_mode, no_param_grad, watch
 from .rs import SparseRS
 from .spgd import SparsePGD
 
@@ -71,11 +71,12 @@ class Cascade(Attack):
             with torch.no_grad():
                 alive = model(x).argmax(1) == y
             res = CascadeResult(x_adv=x.clone(), clean_correct=alive.clone())
-            for nm, attack in self.stages:
+            for i, (nm, attack) in enumerate(self.stages, 1):
                 t0 = time.perf_counter()
                 idx = alive.nonzero().squeeze(1)
                 if idx.numel() > 0:
-                    xa = attack.perturb(model, x[idx], y[idx]).detach()
+                    with watch(model, attack, nm, i, len(self.stages)):  # progress of each stage
+                        xa = attack.perturb(model, x[idx], y[idx]).detach()
                     self.threat.assert_valid(x[idx], xa, what=f"{nm} adversarial examples")
                     with torch.no_grad():
                         fooled = model(xa).argmax(1) != y[idx]

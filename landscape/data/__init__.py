@@ -25,6 +25,10 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | Path | None
                  image_size: int | None = None, download: bool = True) -> ImageDataset:
     """Load one split ('train' or 'test') of a dataset by name, as uint8 on the CPU."""
     key = str(name).strip().lower()
+    if data_dir is not None and key == "fashion-mnist-mini" and not Path(data_dir).is_dir():
+        # the embedded set needs no folder, but a folder that is not there is a mistake, not a no-op
+        # (the other datasets report it themselves, or download into it)
+        raise LandscapeError(f"`data_dir` {data_dir} " + ("is not a folder" if Path(data_dir).exists() else "does not exist"))
     if split not in ("train", "test"):
         raise LandscapeError(f"unknown split {split!r}; use train or test")
     if key == "fashion-mnist-mini":

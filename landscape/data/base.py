@@ -56,8 +56,15 @@ class ImageDataset:
         self.labels = self.labels.to(device)
         return self
 
+    def _check_n(self, n) -> None:
+        if n is not None and n > len(self):
+            from ..errors import LandscapeError
+            raise LandscapeError(f"`n_examples` {n} is more than the {len(self):,} images of the {self.name} "
+                                 f"{self.split} split; give at most that many")
+
     def subset_indices(self, n: int | None = None, *, seed: int = 0, balanced: bool = True) -> torch.Tensor:
         """Indices of the first ``n`` examples of a seeded, class-interleaved order (CPU, int64)."""
+        self._check_n(n)
         if n is None or n <= 0 or n >= len(self):
             return torch.arange(len(self))
         g = torch.Generator().manual_seed(seed)
@@ -73,7 +80,11 @@ class ImageDataset:
         return perm[:n]
 
     def subset(self, n: int | None = None, *, seed: int = 0, balanced: bool = True) -> "ImageDataset":
-        """The examples at :meth:`subset_indices` (a fixed held-out sample); ``meta['indices']`` keeps them."""
+        """The examples at :meth:`subset_indices` (a fixed held-out sample); ``meta['indices']`` keeps them.
+
+        ``n`` None or 0 means the whole split; more examples than the split holds is an error (never
+        a silent change of the sample size)."""
+        self._check_n(n)
         if n is None or n <= 0 or n >= len(self):
             return self
         idx = self.subset_indices(n, seed=seed, balanced=balanced)

@@ -7,6 +7,7 @@ values (stored in checkpoints) and the model is rebuilt from them alone.
 from __future__ import annotations
 
 import inspect
+import math
 
 from torch import nn
 
@@ -26,7 +27,21 @@ def build_model(arch: str, **kwargs) -> nn.Module:
     unknown = set(kwargs) - accepted
     if unknown:
         raise LandscapeError(f"model {key} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(accepted))}")
-    return cls(**kwargs)
+    for name in ("in_channels", "num_classes", "image_size", "width", "hidden"):
+        v = kwargs.get(name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise LandscapeError(f"model {key}: {name} must be a positive number, got {v!r}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LandscapeError(f"model {key} cannot be built with {kwargs_text(kwargs)}: {first}") from None
+
+
+def kwargs_text(kwargs: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("mean", "std")) or "no arguments"
 
 
 def model_kwargs_for(arch: str, dataset_meta: dict, **overrides) -> dict:

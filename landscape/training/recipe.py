@@ -137,10 +137,27 @@ class Recipe:
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self):
+        try:
+            self._check()
+        except (TypeError, ValueError) as e:  # a value of the wrong type from a dict or a notebook
+            raise LandscapeError(f"recipe: {_first_line(e)}") from None
+
+    def _check(self):
         self.norm = parse_norm(self.norm)
         self.eps = float(ThreatModel(self.norm, self.eps).eps)
         if self.train_eps is not None:
             self.train_eps = float(ThreatModel(self.norm, self.train_eps).eps)
+        for name in ("soft_labels", "noise", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise LandscapeError(f"{name} is true or false, got {getattr(self, name)!r}")
+        for name in ("attack_kwargs", "eval_attack_kwargs", "monitor_attack_kwargs"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, dict):
+                raise LandscapeError(f"{name} is a mapping of keyword arguments, got {v!r}")
+        for name in ("name", "attack", "eval_attack", "monitor_attack", "optimizer", "schedule", "loss"):
+            if not isinstance(getattr(self, name), str):
+                raise LandscapeError(f"{name} is a name, got {getattr(self, name)!r}")
+        self.eps_warmup = _finite("eps_warmup", self.eps_warmup)
         if not (self.eps_warmup >= 0):
             raise LandscapeError(f"eps_warmup must be a number of epochs >= 0, got {self.eps_warmup}")
         if self.loss not in LOSSES:
@@ -152,7 +169,11 @@ class Recipe:
             raise LandscapeError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.optimizer != "sgd":
             raise LandscapeError(f"unknown optimizer {self.optimizer!r}; only sgd is supported")
-        self.milestones = tuple(float(m) for m in self.milestones)
+        if isinstance(self.milestones, (str, bytes)) or not hasattr(self.milestones, "__iter__"):
+            raise LandscapeError(f"milestones is a list of fractions of the epochs, got {self.milestones!r}")
+        self.milestones = tuple(_finite("milestones", m) for m in self.milestones)
+        if any(not 0 <= m <= 1 for m in self.milestones):
+            raise LandscapeError(f"milestones are fractions of the epochs in [0, 1], got {list(self.milestones)}")
         self.attack_kwargs = dict(self.attack_kwargs or {})
         self.eval_attack_kwargs = dict(self.eval_attack_kwargs or {})
         self.monitor_attack_kwargs = dict(self.monitor_attack_kwargs or {})
@@ -161,13 +182,13 @@ class Recipe:
             v = getattr(self, name)
             if name == "sat_start" and v is None:
                 continue
-            if int(v) != v or v < lo:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v or v < lo:
                 raise LandscapeError(f"{name} must be a whole number >= {lo}, got {v!r}")
             setattr(self, name, int(v))
         for name in ("lr", "momentum", "weight_decay", "tradeoff_alpha", "trades_beta", "sat_momentum",
                      "lr_decay", "co_gap"):
-            v = float(getattr(self, name))
-            if not math.isfinite(v) or v < 0:
+            v = _finite(name, getattr(self, name))
+            if v < 0:
                 raise LandscapeError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
             setattr(self, name, v)
         if self.lr <= 0:
@@ -294,18 +315,18 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def with_settings(self, settings: list[str] | tuple[str, ...]) -> "Recipe":
-        """Apply ``field=value`` strings (values read as JSON where possible, else as text)."""
+        """Apply ``field=value`` strings, each value read by the field's type (:func:`parse_setting`):
+        ``trades_beta=abc``, ``noise=maybe`` or ``attack_kwargs={bad`` are errors, not strings."""
         changes = {}
+        known = {f.name: f for f in fields(self)}
         for item in settings or ():
             if "=" not in item:
                 raise LandscapeError(f"--set expects field=value, got {item!r}")
             key, _, raw = item.partition("=")
             key = key.strip().replace("-", "_")
-            changes[key] = parse_value(raw.strip())
-            if key in ("eps", "train_eps") and isinstance(changes[key], str) and changes[key] not in ("null", "None"):
-                changes[key] = parse_eps(changes[key])
-            if key == "train_eps" and changes[key] in ("null", "None"):
-                changes[key] = None
+            if key not in known:
+                raise LandscapeError(f"unknown recipe field {key!r}; fields are {', '.join(sorted(known))}")
+            changes[key] = parse_setting(key, known[key].type, raw.strip())
         # a new attack keeps only the old keyword arguments it takes (saa's n_queries means nothing to
         # spgd1), unless the same call sets its keyword arguments too
         for key in ("attack", "eval_attack", "monitor_attack"):
@@ -377,6 +398,87 @@ def upgrade_v1(d: dict) -> dict:
     elif d.get("attack") == "spgd1" and d.get("noise"):
         d["attack"] = "nspgd1"
     return d
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _first_line(e) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _finite(name: str, v) -> float:
+    """``float(v)``, refusing text, booleans, NaN and infinities with one clear error."""
+    given = v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = float(v) if isinstance(v, str) else None
+        except ValueError:
+            v = None
+        if v is None:
+            raise LandscapeError(f"{name} must be a finite number, got {given!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise LandscapeError(f"{name} must be a finite number, got {v}")
+    return v
+
+
+def parse_setting(name: str, kind, raw: str):
+    """Read the text ``raw`` of ``--set name=raw`` as the recipe field's type ``kind`` (its
+    annotation: ``bool``, ``int``, ``float``, ``str``, ``dict``, ``tuple``, optionally ``| None``)."""
+    kind = str(getattr(kind, "__name__", kind)).replace(" ", "")
+    optional = kind.endswith("|None") or kind.startswith("None|")
+    base = kind.replace("|None", "").replace("None|", "")
+    low = raw.strip().lower()
+    if optional and low in ("none", "null", ""):
+        return None
+    if base == "bool":
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise LandscapeError(f"{name} is true or false, got {raw!r}")
+    if base == "int":
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan")
+        if not math.isfinite(v) or v != int(v):
+            raise LandscapeError(f"{name} is a whole number, got {raw!r}")
+        return int(v)
+    if base == "float":
+        if name in ("eps", "train_eps"):
+            return parse_eps(raw)
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan") if low != "nan" else None
+        if v is None or not math.isfinite(v):
+            raise LandscapeError(f"{name} is a finite number, got {raw!r}")
+        return v
+    if base == "dict":
+        try:
+            v = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            v = None
+        if not isinstance(v, dict):
+            raise LandscapeError(f"{name} is a JSON object such as {{\"steps\": 5}}, got {raw!r}")
+        return v
+    if base == "tuple":
+        text = raw.strip()
+        try:
+            v = json.loads(text) if text.startswith("[") else [float(p) for p in text.split(",") if p.strip()]
+        except ValueError:
+            v = None
+        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise LandscapeError(f"{name} is a list of numbers such as [0.5, 0.75], got {raw!r}")
+        return tuple(v)
+    if base == "str":
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        return raw
+    return parse_value(raw)
 
 
 def parse_value(raw: str):

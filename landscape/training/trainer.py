@@ -46,6 +46,7 @@ from .losses import KLObjective, PairForward, loss_from_logits
 from .monitor import COMonitor, _accuracy, _robust
 from .presets import get_preset, scale_for
 from .recipe import RECIPE_VERSION, Recipe
+from .runlock import locks_run_folder
 from .soft_labels import SoftLabels
 
 CHECKPOINT = "checkpoint.pt"
@@ -164,6 +165,7 @@ def _rng_state() -> dict:
     return st
 
 
+@locks_run_folder  # one process per run folder; its files claimed for this run (runlock.py)
 def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None, eps=None,
           dataset: str = "fashion-mnist-mini", data_dir: str | None = None, arch: str | None = None,
           model_kwargs: dict | None = None, out: str | Path | None = None, resume: bool = False,
@@ -177,6 +179,8 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
     ``max_train_examples`` trains on a seeded class-balanced subset (for tests and quick looks);
     ``halt_after_steps`` behaves like a Ctrl-C after that many steps of this call (for tests).
     """
+    from ..validate import count
+    count("eval_examples", eval_examples, lo=1)  # 0 would read as "all"; monitor_examples=0 means none
     dev = resolve_device(device)
     info = ddp.init(dev)
     dev = ddp.device_for(dev, info)
@@ -427,9 +431,10 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
                 if out is not None:
                     with open(out / "log.txt", "a") as f:
                         f.write(line + "\n")
-                    _write_metrics_csv(out / "metrics.csv", metrics)
             accum.zero_()
             save(epoch + 1, 0)
+            if info.is_main and out is not None:  # after the checkpoint: metrics.csv is never ahead of it
+                _write_metrics_csv(out / "metrics.csv", metrics)
             if co and stop_on_co:
                 say_main(f"landscape: stopping at epoch {epoch + 1} because of catastrophic overfitting (--stop-on-co)")
                 co_stop = True
