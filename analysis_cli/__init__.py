@@ -42,7 +42,7 @@ COMMANDS = {
 _FLAG_OF = {"span": "range", "scale_budget": "scale-budget"}
 
 #: commands that write files: they take --overwrite (replace existing outputs they did not write)
-WRITERS = {"eval", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
+WRITERS = {"eval", "gradients", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
 #: commands that really resume when rerun after Ctrl-C
 RESUMABLE = {"train", "surface", "reproduce"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import budget_option, checkpoint_argument, checkpoint_label, claim_outputs, data_dir_option, device_option, echo_table, seed_option, write_results
 
 
 @click.command()
@@ -30,14 +30,15 @@ def gradients(checkpoints, out, **opts):
 
     from landscape.analysis import api
 
-    from landscape import budgets
-    plan = budgets.prepare("gradients", checkpoints, opts, budget=opts.pop("budget"))
-    df, meta = api.gradient_distance(checkpoints, **opts)
-    meta["plan"] = plan.record()
     prefix = Path(out) if out else Path(checkpoints[0]).with_name(f"{checkpoint_label(checkpoints[0])}_gradients")
     if prefix.suffix.lower() in (".csv", ".json"):
         prefix = prefix.with_suffix("")
     csv_path, json_path = Path(str(prefix) + ".csv"), Path(str(prefix) + ".json")
+    claim_outputs([csv_path, json_path], arg="out")  # before any work
+    from landscape import budgets
+    plan = budgets.prepare("gradients", checkpoints, opts, budget=opts.pop("budget"))
+    df, meta = api.gradient_distance(checkpoints, **opts)
+    meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
     echo_table(df[["checkpoint", "norm", "eps", "grad_distance", "grad_norm_onestep", "grad_norm_multistep",
                    "relative_distance", "loss_onestep", "loss_multistep"]])

@@ -19,7 +19,7 @@ def test_ranges_are_counted_before_they_are_built():
                           ("", "cannot read")]:
         with pytest.raises(LandscapeError, match=pattern) as e:
             parse_range(text, "alpha")
-        assert str(e.value).count("alpha") >= 1 and "--alpha" in e.value.cli_message()
+        assert "`alpha`" in str(e.value)  # the argument in backquotes: the CLI prints --alpha
     with pytest.raises(LandscapeError, match="positive"):
         parse_range("0,1", "radii", positive=True)
 
@@ -66,7 +66,7 @@ def test_sample_sizes_and_models():
     assert len(test.subset(1000)) == 1000 and len(test.subset(0)) == 1000
     with pytest.raises(LandscapeError, match="more than the 1,000 images") as e:
         test.subset(1001)
-    assert "--n-examples" in e.value.cli_message()
+    assert "`n_examples`" in str(e.value)
     with pytest.raises(LandscapeError, match="does not exist"):
         load_dataset("fashion-mnist-mini", "test", data_dir="/nonexistent/folder")
     for kw in ({"width": -2}, {"hidden": 0}, {"width": float("nan")}, {"width": "wide"}):

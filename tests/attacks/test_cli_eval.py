@@ -63,7 +63,8 @@ def test_eval_overrides_norm_eps_and_out(cli_run, tiny_ckpt, tmp_path):
 ])
 def test_eval_bad_input(cli_run, tiny_ckpt, tmp_path, args, msg):
     out = tmp_path / "keep"
-    (tmp_path / "keep.csv").write_text("earlier result\n")
+    (tmp_path / "keep.csv").write_text("earlier result\n")  # an earlier `landscape eval` result
+    (tmp_path / "keep.json").write_text('{"meta": {"command": "landscape eval ck.pt --out keep"}, "rows": []}')
     r = cli_run(["eval", tiny_ckpt, "--n-examples", "4", "--steps", "1", "--out", out] + args)
     assert r.exit_code == 2
     assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1

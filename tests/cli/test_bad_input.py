@@ -142,7 +142,7 @@ CASES = {
                                    "--out", "h"], ["--trace-samples"]),
     "hessian good.pt nope.pt": (["hessian", CK, "nope.pt", *CHEAP, *SAA_SMALL, "--out", "h"], ["nope.pt"]),
     "surface --n-examples above the split": (["surface", CK, "--grid", "2", "--loss", "clean", "--n-examples",
-                                              "5000", "--out", "s3.png"], ["--n-examples"]),
+                                              "6000", "--out", "s3.png"], ["--n-examples", "5,000"]),
 }
 
 
