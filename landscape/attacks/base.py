@@ -68,7 +68,8 @@ def budget_text(attack) -> str:
     where = f" at {attack.threat}" if getattr(attack, "threat", None) is not None else ""
     stages = getattr(attack, "stages", None)
     if stages:
-        return f"{name}{where}: " + ", ".join(f"{nm} {one(a)}" for nm, a in stages)
+        pairs = [st if isinstance(st, tuple) else (getattr(st, "name", type(st).__name__), st) for st in stages]
+        return f"{name}{where}: " + ", ".join(f"{nm} {one(a)}" for nm, a in pairs)
     return f"{name}{where}, {one(attack)}"
 
 

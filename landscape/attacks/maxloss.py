@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LandscapeError
-from .base import Attack, model_mode, no_param_grad
+from .base import Attack, model_mode, no_param_grad, watch
 from .spgd import SparsePGD
 
 
@@ -108,8 +108,9 @@ class MaxLoss(Attack):
     def perturb(self, model, x, y):
         best = x.clone()
         best_loss = _ce(model, x, y)
-        for a in self.stages:
-            xa = a.perturb(model, x, y).detach()
+        for i, a in enumerate(self.stages, 1):
+            with watch(model, a, a.name, i, len(self.stages)):  # progress of each stage
+                xa = a.perturb(model, x, y).detach()
             self.threat.assert_valid(x, xa, what=f"{a.name} examples")
             loss = _ce(model, xa, y)
             better = loss > best_loss
