@@ -25,14 +25,16 @@ def test_output_in_threat_model_box_and_mode_restored(name, norm):
     x[0] = 0.0                                   # the box edges
     x[1] = 1.0
     y = torch.randint(0, 3, (5,), generator=g)
-    attack = build_attack(name, norm, EPS[norm], seed=0, **FAST.get(name, {}))
+    eps = 1 if name == "exact-l0" else EPS[norm]   # the exhaustive attack searches single pixels
+    seed = {} if name == "exact-l0" else {"seed": 0}  # ... and draws nothing at random
+    attack = build_attack(name, norm, eps, **seed, **FAST.get(name, {}))
     x_adv = attack(model, x, y)
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert ((x_adv >= 0) & (x_adv <= 1)).all()
     assert not x_adv.requires_grad
-    tm = ThreatModel(norm, EPS[norm])
+    tm = ThreatModel(norm, eps)
     if name in ("nfgsm", "nspgd1", "nspgd"):   # noisy training attacks leave the ball on purpose (documented)
-        big = tm.eps * 3 if name == "nfgsm" else tm.eps * 2
+        big = tm.eps * 3   # N-FGSM: 2ε noise + an ε step; l0: up to 2k noise pixels + k attack pixels
         assert ThreatModel(norm, big).is_valid(x, x_adv).all()
     else:
         assert tm.is_valid(x, x_adv).all()
