@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,6 +175,22 @@ def _run_in_process(command: str, run_command) -> int:
     return 0
 
 
+@contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where there is none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
                echo=print, env: dict | None = None, in_process: bool = False, run_command=None,
                seed: int | None = None) -> dict:
@@ -209,9 +226,10 @@ def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, d
             raise KeyboardInterrupt
         if code != 0:
             raise LandscapeError(f"recipe {recipe.name}: step {i} failed (exit {code}): {cmd}")
-        done = json.loads(done_file.read_text()) if done_file.exists() else {}
-        done[cmd] = round(time.perf_counter() - t0, 1)
-        atomic_write_text(done_file, json.dumps(done, indent=1))
+        with _locked(root / ".done.lock"):  # recipes sharing a root may run at the same time
+            done = json.loads(done_file.read_text()) if done_file.exists() else {}
+            done[cmd] = round(time.perf_counter() - t0, 1)
+            atomic_write_text(done_file, json.dumps(done, indent=1), overwrite=True)
         summary["steps"].append({"command": cmd, "seconds": done[cmd], "skipped": False})
     spec = recipe.figure_spec(scale, out, root, seed)
     if spec and not dry_run:

@@ -180,3 +180,16 @@ def test_seeds_are_parsed_and_tables_aggregated_with_mean_and_sd(tmp_path):
     assert any(str(p).endswith(".png") for p in made)
     with pytest.raises(LandscapeError, match="seed 3"):
         aggregate_seeds(recipe, tmp_path, [0, 3], "fmnist")
+
+
+def test_the_done_ledger_is_locked_while_it_is_updated(tmp_path):
+    """Two recipes of one seed root may run at once: the ledger's read-modify-write holds a lock."""
+    import fcntl
+    from landscape.reproduce import _locked
+    lock = tmp_path / ".done.lock"
+    with _locked(lock):
+        with open(lock) as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock) as other:  # released afterwards
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
