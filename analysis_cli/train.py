@@ -46,7 +46,7 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     resumes an interrupted run."""
     from landscape.errors import LandscapeError
     from landscape.threat import parse_eps, parse_norm
-    from landscape.training.presets import get_preset, scale_for
+    from landscape.training.presets import default_run_folder
     from landscape.training.trainer import train as run_train
     from landscape.data import DATASETS
 
@@ -61,21 +61,16 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
             raise LandscapeError(f"{name} must be at least {lo}, got {v}")
     if lr is not None and not lr > 0:
         raise LandscapeError(f"--lr must be positive, got {lr}")
-    scale = scale_for(arch or ("small-cnn" if dataset.strip().lower() in ("fashion-mnist-mini", "fashion-mnist", "mnist")
-                               else "preact-resnet18"))
-    recipe = get_preset(preset, norm, eps, scale=scale)
     changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
-    recipe = recipe.replace(**changes).with_settings(settings)
-    from landscape.budgets import smoke_training
-    recipe = smoke_training(recipe, settings)  # LANDSCAPE_BUDGET=smoke: monitor and final eval in seconds
     if out is None:
-        eps_txt = f"{recipe.eps:g}".replace("/", "_")
-        out = f"runs/{recipe.name}-{recipe.norm}-{eps_txt}"
+        out = default_run_folder(preset, norm, eps)
     explicit = bool(preset or eps is not None or changes or settings)
-    result = run_train(None if (resume and not explicit) else recipe, norm=norm, eps=eps, dataset=dataset,
+    # the preset is resolved by the trainer, at the scale of the model it builds (one place decides)
+    result = run_train(None if (resume and not explicit) else preset, norm=norm, eps=eps, dataset=dataset,
                        data_dir=data_dir, arch=arch, out=out, resume=resume, device=device, seed=seed,
                        stop_on_co=stop_on_co, save_every=save_every, eval_examples=eval_examples,
-                       max_train_examples=max_train_examples, compile=compile_, halt_after_steps=halt_after_steps)
+                       max_train_examples=max_train_examples, compile=compile_, halt_after_steps=halt_after_steps,
+                       changes=changes, settings=settings)
     if result:
         click.echo(f"clean accuracy:  {result['clean_acc']:.2%} ({result['clean_examples']} test examples)")
         click.echo(f"robust accuracy: {result['robust_acc']:.2%} under {result['eval_attack']} "

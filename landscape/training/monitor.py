@@ -49,7 +49,8 @@ def co_detected(train_attack_acc: float, strong_acc: float, gap: float = 0.3, fl
 
 
 @torch.no_grad()
-def _accuracy(model, x, y, batch_size=500) -> float:
+def clean_accuracy(model, x, y, batch_size=500) -> float:
+    """Accuracy of ``model`` (in eval mode) on ``x``, ``y`` in batches."""
     with model_mode(model, "eval"):
         correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
                       for i in range(0, len(x), batch_size))
@@ -86,7 +87,7 @@ class COMonitor:
 
     def check(self, model, epoch: int, seed: int = 0) -> MonitorResult:
         torch.manual_seed(seed * 1_000_003 + 7_777 + epoch)
-        clean = _accuracy(model, self.x, self.y)
+        clean = clean_accuracy(model, self.x, self.y)
         # the training attack may be noisy and unprojected (N-FGSM): it is reported as trained, unchecked
         weak = _robust(model, self.x, self.y, self.train_attack, None)
         strong = _robust(model, self.x, self.y, self.strong_attack, self.threat)

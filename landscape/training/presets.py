@@ -209,3 +209,10 @@ def get_preset(name: str | None = None, norm: str | None = None, eps=None, scale
 def scale_for(arch: str, dataset_meta: dict | None = None) -> str:
     """``small`` for small-cnn (the CPU quick start), ``paper`` otherwise."""
     return "small" if str(arch).lower().replace("_", "-") == "small-cnn" else "paper"
+
+
+def default_run_folder(name: str | None = None, norm: str | None = None, eps=None) -> str:
+    """``runs/<preset>-<norm>-<eps>``: where ``landscape train`` writes when no folder is given (the
+    name, norm and budget of a preset do not depend on the scale)."""
+    recipe = get_preset(name, norm, eps)
+    return f"runs/{recipe.name}-{recipe.norm}-{f'{recipe.eps:g}'.replace('/', '_')}"
