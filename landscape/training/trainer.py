@@ -520,7 +520,10 @@ def _load_data(dataset, data_dir, train_data, test_data, max_train_examples, see
     test_ds = test_data if test_data is not None else load_dataset(dataset, "test", data_dir=data_dir)
     if max_train_examples is not None:
         if int(max_train_examples) < 1:
-            raise LandscapeError("max_train_examples must be at least 1")
+            raise LandscapeError("`max_train_examples` must be at least 1")
+        if int(max_train_examples) > len(train_ds):
+            raise LandscapeError(f"`max_train_examples` is {int(max_train_examples)} but the training split holds "
+                                 f"{len(train_ds)} examples")
         train_ds = train_ds.subset(int(max_train_examples), seed=seed)
     return train_ds, test_ds
 

@@ -112,6 +112,8 @@ CASES = {
         ["import", "sd.pt", "--arch", "small-cnn", "--dataset", "fashion-mnist-mini", "--out", "sd.pt",
          "--overwrite"], ["--out"]),
     "train a different run into a trained folder": (TRAIN + ["--out", "run", "--seed", "5"], ["--resume"]),
+    "train on more examples than the split holds": (
+        TRAIN[:3] + ["--max-train-examples", "999999"] + TRAIN[5:] + ["--out", "big"], ["--max-train-examples", "holds"]),
     # the machine exhausted
     "interp --alpha with 1e18 values": (["interp", CK, "--alpha", "0:1e9:1e-9", "--out", "i.png", *CHEAP],
                                         ["--alpha", "10,000"]),
