@@ -9,13 +9,15 @@ import click
 
 from .common import budget_option, claim_outputs, checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
 
-ATTACK_CHOICES = ["saa", "spgd", "spgd-projected", "rs", "pgd", "apgd", "fgsm", "onestep-l1", "spgd1", "exact-l0", "maxloss"]
+from landscape.attacks.spec import EVALUATION_ATTACKS
+
+ATTACK_CHOICES = list(EVALUATION_ATTACKS)
 
 
 def _outputs(path: Path, out, opts: dict) -> tuple[Path, Path]:
     """``PREFIX.csv`` and ``PREFIX.json``; the default prefix names the attack, which for the
     default attack depends on the norm (the checkpoint's unless --norm is given)."""
-    from landscape.attacks import STRONG_ATTACK
+    from landscape.attacks import attack_for
     from landscape.checkpoint import load_checkpoint
     from landscape.threat import parse_norm
     if out:
@@ -27,7 +29,7 @@ def _outputs(path: Path, out, opts: dict) -> tuple[Path, Path]:
             if norm is None:
                 t = load_checkpoint(path).threat
                 norm = t.norm if t is not None else None
-            name = STRONG_ATTACK.get(parse_norm(norm)) if norm is not None else None
+            name = attack_for(parse_norm(norm), "strong").name if norm is not None else None
         prefix = path.with_name(f"{path.stem}_eval_{name or 'attack'}")
     if prefix.suffix.lower() in (".csv", ".json"):
         prefix = prefix.with_suffix("")

@@ -357,7 +357,7 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     metadata. Bad input a user can cause (a missing checkpoint, an unknown norm) fails here, before
     anything is printed."""
     from .analysis import api
-    from .attacks import STRONG_ATTACK, TRAINING_ATTACK
+    from .attacks import attack_for
     from .device import resolve_device
     if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
@@ -378,7 +378,7 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
         if threat is None or not when(opts):
             continue
         name = opts.get(name_opt)
-        default = {"strong": STRONG_ATTACK, "train": TRAINING_ATTACK}.get(role, {}).get(threat.norm, role)
+        default = attack_for(threat.norm, role).name if role in ("strong", "train") else role
         reg = str(name or default)
         for opt, key in ((steps_opt, "steps"), (queries_opt, "n_queries")):
             if opt is None:

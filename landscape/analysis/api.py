@@ -230,18 +230,17 @@ def make_attack(threat: ThreatModel, role: str = "strong", name: str | None = No
     for nm, v in (("steps", steps), ("n_queries", n_queries)):
         if v is not None:
             _positive_int(v, nm)
-    kw = {k: v for k, v in {"steps": steps, "n_queries": n_queries, "seed": seed}.items() if v is not None}
+    kw = {"steps": steps, "n_queries": n_queries, "seed": seed}
     if name:
-        if name == "maxloss" or name == "exact-l0":
-            return A.build_attack(name, threat.norm, threat.eps, **A.accepted_options(name, kw))
-        return A.build_attack(name, threat.norm, threat.eps, **kw)
+        spec = A.AttackSpec(name)
+        if spec.name in ("maxloss", "exact-l0"):
+            return spec.with_accepted(**kw).build(threat)
+        return spec.with_(**kw).build(threat)
     if role == "maxloss":
         return A.StrongMaxLoss(threat.eps, threat.norm, steps=steps, n_queries=n_queries, seed=seed)
     if role == "surface":
         return surface_attack(threat, steps=steps, seed=seed)
-    table = A.TRAINING_ATTACK if role == "train" else A.STRONG_ATTACK
-    nm = table[threat.norm]
-    return A.build_attack(nm, threat.norm, threat.eps, **A.accepted_options(nm, kw))
+    return A.attack_for(threat.norm, "train" if role == "train" else "strong").with_accepted(**kw).build(threat)
 
 
 def surface_attack(threat: ThreatModel, *, steps: int | None = None, seed: int | None = 0):
@@ -733,7 +732,7 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
     """Robust accuracy of a checkpoint on a fixed subset of ``split`` under ``attack`` (default: the
     norm's strong attack), every adversarial example checked against the threat model.
     ``meta["adv"]`` holds the adversarial examples and the split indices with ``save_adv``."""
-    from ..attacks import STRONG_ATTACK, build_attack
+    from ..attacks import AttackSpec, attack_for
     from ..evaluation import evaluate
     batch_size = _positive_int(batch_size, "batch_size")
     for nm, v in (("steps", steps), ("queries", queries), ("restarts", restarts)):
@@ -744,17 +743,11 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
     st = setup(checkpoint, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                seed=seed, device=device, data_dir=data_dir, need_threat=True)
     threat = st.threat
-    name = attack or STRONG_ATTACK[threat.norm]
-    kwargs = {"seed": seed}
-    if name in ("saa", "rs", "maxloss"):
-        kwargs["n_queries"] = queries
-    elif queries is not None:
+    spec = AttackSpec(attack) if attack else attack_for(threat.norm, "strong")
+    name = spec.name
+    if queries is not None and not spec.accepts("n_queries"):
         raise LandscapeError(f"`queries` applies to rs and saa, not {name}")
-    if steps is not None:
-        kwargs["steps"] = steps
-    if restarts is not None:
-        kwargs["restarts"] = restarts
-    atk = build_attack(name, threat.norm, threat.eps, **kwargs)
+    atk = spec.with_(seed=seed, n_queries=queries, steps=steps, restarts=restarts).build(threat)
     torch.manual_seed(seed)
     df, meta = evaluate(st.model, st.x, st.y, atk, batch_size=batch_size, device=st.device, save_adv=save_adv)
     df.insert(0, "attack", name)

@@ -256,22 +256,3 @@ def predict_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     loss = float(torch.cat(losses).mean()) if losses else float("nan")
     return loss, float(c.float().mean()) if len(c) else float("nan"), c
-
-
-def make_attack(name: str | None, threat, *, kind: str = "train", **kwargs):
-    """Build an attack for ``threat`` by registry name, or the default of ``kind``:
-
-    ``train`` -> the natural 1-step attack (``spgd1`` for l0, ``onestep-l1``, ``fgsm``);
-    ``strong`` -> the natural evaluation attack (sparse-AutoAttack for l0, PGD for l2/l∞, APGD for l1).
-    Keyword arguments (``steps``, ``n_queries``, ...; None ones dropped) configure the attack; for a
-    default attack, options it does not take are ignored (a query budget means nothing to PGD), for
-    an attack named by the user they are an error.
-    """
-    if threat is None:
-        raise LandscapeError("this checkpoint has no threat model; give --norm and --eps")
-    from .. import attacks as A
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if name:
-        return A.build_attack(name, threat.norm, threat.eps, **kwargs)
-    name = (A.TRAINING_ATTACK if kind == "train" else A.STRONG_ATTACK)[threat.norm]
-    return A.build_attack(name, threat.norm, threat.eps, **A.accepted_options(name, kwargs))

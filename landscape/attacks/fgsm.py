@@ -14,7 +14,8 @@ N-FGSM (de Jorge et al. 2022, "Make some noise")
     * l2 (our analogue): noise uniform in the l2 ball of radius ``2 eps``, step ``eps * g/||g||_2``;
       the output lies in the l2 ball of radius ``3 eps``.
 
-    ``project=False`` is the training default; ``project=True`` projects onto the threat model.
+    ``within_budget=False`` is the training default; ``within_budget=True`` projects onto the threat
+    model (recipes stored before the rename call it ``project``).
     Evaluation never uses N-FGSM.
 
 Example::
@@ -81,11 +82,11 @@ class NFGSM(Attack):
     norms = ("linf", "l2")
 
     def __init__(self, eps: float = 8 / 255, norm: str = "linf", *, noise: float = 2.0, alpha: float | None = None,
-                 project: bool = False, loss: str = "ce", seed: int | None = None, mode: str = "eval"):
+                 within_budget: bool = False, loss: str = "ce", seed: int | None = None, mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
         self.noise = float(noise)
         self.alpha = float(alpha) if alpha is not None else self.eps
-        self.project = bool(project)
+        self.within_budget = bool(within_budget)
         self.loss = loss
         self._loss = get_loss(loss)
         self.seed = seed
@@ -100,6 +101,6 @@ class NFGSM(Attack):
         x0 = (x + random_in_ball(x, self.norm, self.noise * self.eps, gen)).clamp(0, 1)
         g = _grad(model, x0, y, self._loss)
         x_adv = (x0 + self.alpha * normalized(g, self.norm)).clamp(0, 1)
-        if self.project:
+        if self.within_budget:
             x_adv = self.threat.project(x, x_adv)
         return x_adv

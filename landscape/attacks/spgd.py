@@ -208,9 +208,12 @@ class NoisySparsePGD(Attack):
 
     Random sparse noise first (:func:`sparse_noise`: a uniformly drawn number of pixels in
     ``[0, noise_pixels]``, default ``2k`` as the paper's Alg. 3, set to uniform random values); then
-    ``steps`` sparse-PGD steps (random start, budget k) from the noisy point. With ``project=False``
-    (the training default, as N-FGSM) the result lies in the l0 ball of radius ``k + noise_pixels``,
-    not the threat model's; with ``project=True`` it is projected back onto ``ThreatModel('l0', k)``.
+    ``steps`` sparse-PGD steps (random start, budget k) from the noisy point, their gradient
+    unprojected or ``projected`` as :class:`SparsePGD`'s. With ``within_budget=False`` (the training
+    default, as N-FGSM) the result lies in the l0 ball of radius ``k + noise_pixels``, not the threat
+    model's; with ``within_budget=True`` it is projected back onto ``ThreatModel('l0', k)``. (Recipes
+    stored before the rename call ``within_budget`` ``project``; :class:`~landscape.attacks.spec.AttackSpec`
+    reads them.)
     Evaluation never uses it. (The trainer applies the noise to the input itself, so that the clean
     term and the soft labels see it too; this class is the same thing as one attack.)
 
@@ -222,13 +225,13 @@ class NoisySparsePGD(Attack):
     name = "nspgd1"
     norms = ("l0",)
 
-    def __init__(self, eps: float = 20, steps: int = 1, *, noise_pixels: int | None = None, project: bool = False,
-                 projected: bool = False, alpha: float = 0.25, beta: float = 0.25, magnitude: float = 1.0,
-                 loss: str = "adaptive", early_stop: bool | None = None, patience: int = 3,
+    def __init__(self, eps: float = 20, steps: int = 1, *, noise_pixels: int | None = None,
+                 within_budget: bool = False, projected: bool = False, alpha: float = 0.25, beta: float = 0.25,
+                 magnitude: float = 1.0, loss: str = "adaptive", early_stop: bool | None = None, patience: int = 3,
                  seed: int | None = None, norm: str = "l0", mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
         self.noise_pixels = int(2 * self.threat.k if noise_pixels is None else noise_pixels)
-        self.project = bool(project)
+        self.within_budget = bool(within_budget)
         self.seed = seed
         self.steps = int(steps)
         multi = self.steps > 1 if early_stop is None else bool(early_stop)
@@ -240,6 +243,6 @@ class NoisySparsePGD(Attack):
         gen = generator_for(self.seed, x.device)
         x_noisy = sparse_noise(x, self.noise_pixels, gen)
         x_adv = self._spgd.perturb(model, x_noisy, y)
-        if self.project:
+        if self.within_budget:
             x_adv = self.threat.project(x, x_adv)
         return x_adv.clamp(0, 1)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..attacks.spec import AttackSpec, attack_for
 from ..errors import LandscapeError
 from ..threat import parse_eps, parse_norm
 from .recipe import Recipe
@@ -52,19 +53,6 @@ DEFAULT_EPS = {"l0": 20.0, "l1": 12.0, "l2": 0.5, "linf": 8 / 255}
 #: the natural preset for each norm (``landscape train --norm``)
 NATURAL = {"l0": "fast-ls-l0", "l1": "fast-l1", "l2": "nfgsm-l2", "linf": "nfgsm-linf"}
 
-# strong attacks per norm: (paper-scale final eval, small-scale final eval, monitor attack)
-_STRONG = {
-    # l0: the monitor and the small-scale evaluation use the whole sparse-AutoAttack cascade at a
-    # reduced budget: unprojected sPGD alone misses catastrophic overfitting (on fashion-mnist-mini a
-    # 1-step sAT model keeps 19% under sPGD-300 and 0% under the projected stage and Sparse-RS)
-    "l0": (("saa", {}), ("saa", {"steps": 100, "n_queries": 300}), ("saa", {"steps": 20, "n_queries": 100})),
-    "l1": (("apgd", {}), ("apgd", {"steps": 50}), ("apgd", {"steps": 10})),
-    "l2": (("pgd", {"steps": 50}), ("pgd", {"steps": 20}), ("pgd", {"steps": 10})),
-    "linf": (("pgd", {"steps": 50}), ("pgd", {"steps": 20}), ("pgd", {"steps": 10})),
-}
-_MULTI = {"l0": "spgd", "l1": "apgd", "l2": "pgd", "linf": "pgd"}
-
-
 #: k_train / k_eval of every l0 training run (the authors: 120 for 20; Tab 17)
 L0_TRAIN_FACTOR = 6
 #: the authors' 1-step sPGD (``--alpha 1 --beta 1``, CE, no early stop) and multi-step training sPGD
@@ -73,29 +61,31 @@ MULTI_STEP_SPGD = {"alpha": 0.25, "beta": 0.25, "loss": "ce", "patience": 10, "e
                    "track_best": True}
 
 
-def _base(name: str, norm: str, eps: float, scale: str, **kw) -> Recipe:
-    paper, small, monitor = _STRONG[norm]
-    common = dict(name=name, norm=norm, eps=eps, monitor_attack=monitor[0],
-                  monitor_attack_kwargs=dict(monitor[1]))
+def _base(name: str, norm: str, eps: float, scale: str, attack: AttackSpec, **kw) -> Recipe:
+    """A recipe training with ``attack``, monitored and evaluated by the norm's roles (attacks.spec):
+    ``monitor`` every epoch, ``strong`` (paper scale) or ``reduced`` (small scale) at the end."""
+    final = attack_for(norm, "strong" if scale == "paper" else "reduced")
+    common = dict(name=name, norm=norm, eps=eps, **Recipe.spec_fields("attack", attack),
+                  **Recipe.spec_fields("monitor_attack", attack_for(norm, "monitor")),
+                  **Recipe.spec_fields("eval_attack", final))
     if scale == "paper":
-        common.update(eval_attack=paper[0], eval_attack_kwargs=dict(paper[1]), monitor_examples=1000)
+        common.update(monitor_examples=1000)
     else:
         # small-cnn on fashion-mnist-mini on a CPU: 5 epochs; no augmentation; the schedule's
         # fractions (milestones, soft-label start) are the paper's
-        common.update(eval_attack=small[0], eval_attack_kwargs=dict(small[1]), monitor_examples=200,
-                      epochs=5, lr=0.05, batch_size=128, augment=False)
+        common.update(monitor_examples=200, epochs=5, lr=0.05, batch_size=128, augment=False)
     common.update(kw)
     return Recipe(**common)
 
 
 def _l0_one_step(name, norm, eps, scale, **kw) -> Recipe:
-    return _base(name, norm, eps, scale, attack="spgd1", steps=1, train_eps=L0_TRAIN_FACTOR * eps,
-                 attack_kwargs=dict(ONE_STEP_SPGD), train_mode="unproj", **kw)
+    return _base(name, norm, eps, scale, attack_for(norm, "train").with_(**ONE_STEP_SPGD), steps=1,
+                 train_eps=L0_TRAIN_FACTOR * eps, train_mode="unproj", **kw)
 
 
 def _l0_multi_step(name, norm, eps, scale, **kw) -> Recipe:
-    return _base(name, norm, eps, scale, attack="spgd", steps=20 if scale == "paper" else 10,
-                 train_eps=L0_TRAIN_FACTOR * eps, attack_kwargs=dict(MULTI_STEP_SPGD), train_mode="rand", **kw)
+    return _base(name, norm, eps, scale, attack_for(norm, "multi-step").with_(**MULTI_STEP_SPGD),
+                 steps=20 if scale == "paper" else 10, train_eps=L0_TRAIN_FACTOR * eps, train_mode="rand", **kw)
 
 
 PRESETS: dict[str, tuple[str | None, Callable[..., Recipe]]] = {}
@@ -154,27 +144,28 @@ def _strades_f1(norm, eps, scale):
 
 @preset("fast-l1", "l1")
 def _fast_l1(norm, eps, scale):
-    return _base("fast-l1", norm, eps, scale, attack="onestep-l1", loss="tradeoff", soft_labels=True,
+    return _base("fast-l1", norm, eps, scale, attack_for(norm, "train"), loss="tradeoff", soft_labels=True,
                  description="fast l1 training: 1-step l1 attack, trade-off loss, soft labels")
 
 
 @preset("nfgsm-l2", "l2")
 def _nfgsm_l2(norm, eps, scale):
-    return _base("nfgsm-l2", norm, eps, scale, attack="fgsm", noise=True, loss="ce",
+    return _base("nfgsm-l2", norm, eps, scale, attack_for(norm, "train"), noise=True, loss="ce",
                  description="N-FGSM under l2: noisy 1-step attack, adversarial CE")
 
 
 @preset("nfgsm-linf", "linf")
 def _nfgsm_linf(norm, eps, scale):
-    return _base("nfgsm-linf", norm, eps, scale, attack="fgsm", noise=True, loss="ce",
+    return _base("nfgsm-linf", norm, eps, scale, attack_for(norm, "train"), noise=True, loss="ce",
                  description="N-FGSM under linf: noisy 1-step attack, adversarial CE")
 
 
 for _n in ("l1", "l2", "linf"):
     def _make(n):
         def fn(norm, eps, scale):
-            return _base(f"pgd-{n}", norm, eps, scale, attack=_MULTI[n], steps=10 if scale == "paper" else 5,
-                         loss="ce", description=f"multi-step {_MULTI[n]} adversarial training under {n}")
+            multi = attack_for(n, "multi-step")
+            return _base(f"pgd-{n}", norm, eps, scale, multi, steps=10 if scale == "paper" else 5,
+                         loss="ce", description=f"multi-step {multi.name} adversarial training under {n}")
         return fn
     preset(f"pgd-{_n}", _n)(_make(_n))
 

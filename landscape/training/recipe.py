@@ -3,9 +3,14 @@
 A recipe says everything about *how* a model is trained adversarially, and nothing about which
 model or data: the threat model it is evaluated under (``norm``, ``eps``), the budget the training
 attack uses (``train_eps``, which may differ: the paper trains every l0 model at k=120 for k=20), the
-training attack (a registry name of :func:`landscape.attacks.build_attack`, its keyword arguments and
-its number of steps), the loss, soft labels, N-FGSM-style noise, the optimiser and the schedule.
+training attack (a registry name, its keyword arguments and its number of steps), the loss, soft labels, N-FGSM-style noise, the optimiser and the schedule.
 ``recipe_version`` says which semantics a stored recipe has (see :data:`RECIPE_VERSION`).
+
+Attacks are stored as plain fields, a name and its keyword arguments (``attack``/``attack_kwargs``,
+``eval_attack``/``eval_attack_kwargs``, ``monitor_attack``/``monitor_attack_kwargs``), so that
+``--set eval_attack_kwargs={"steps": 5}`` and stored recipes stay plain values; the recipe holds them
+as :class:`~landscape.attacks.spec.AttackSpec` objects (:attr:`Recipe.attack_spec`,
+:attr:`~Recipe.eval_spec`, :attr:`~Recipe.monitor_spec`), checked when the recipe is made.
 
 Losses (``loss``), with ``t`` the targets (hard labels or soft-label rows), ``w`` the soft-label
 weights (1 without soft labels) and ``δ`` the attack's perturbation:
@@ -72,10 +77,6 @@ TRADES_VARIANTS = ("T", "F")
 SCHEDULES = ("step", "constant", "cosine")
 LR_UNITS = ("iteration", "epoch")
 TRAIN_MODES = ("unproj", "proj", "rand")
-#: the noisy (N-FGSM-style) version of each training attack for l2/l∞ (l0 noise is applied by the
-#: trainer to the input itself; the ``nspgd1``/``nspgd`` attacks remain for library users)
-NOISY = {"fgsm": "nfgsm"}
-NOISY_NAMES = {"nfgsm", "nspgd1", "nspgd"}
 #: the semantics of the fields (1: before the protocol fixes of issue 12; 2: the authors' protocol)
 RECIPE_VERSION = 2
 
@@ -215,6 +216,12 @@ class Recipe:
         if int(self.recipe_version) not in (1, RECIPE_VERSION):
             raise LandscapeError(f"recipe_version must be 1 or {RECIPE_VERSION}, got {self.recipe_version!r}")
         self.recipe_version = int(self.recipe_version)
+        # every attack is a valid spec (a known name, arguments it takes; earlier argument names read
+        # as today's): an error now, not at the end of a training run
+        for key in ("attack", "eval_attack", "monitor_attack"):
+            spec = self._spec(key)
+            setattr(self, key, spec.name)
+            setattr(self, key + "_kwargs", spec.options)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -235,6 +242,38 @@ class Recipe:
             return self.sat_start
         return int(self.epochs * 0.5)
 
+    # ------------------------------------------------------------------ attacks as specs
+    def _spec(self, key: str):
+        from ..attacks.spec import AttackSpec
+        try:
+            return AttackSpec(getattr(self, key), getattr(self, key + "_kwargs"))
+        except LandscapeError as e:
+            raise LandscapeError(f"{key}: {e}") from None
+
+    @staticmethod
+    def spec_fields(key: str, spec) -> dict:
+        """The recipe fields ``key`` and ``key_kwargs`` that store ``spec`` (``key`` is ``attack``,
+        ``eval_attack`` or ``monitor_attack``)."""
+        return {key: spec.name, key + "_kwargs": spec.options}
+
+    @property
+    def attack_spec(self):
+        """The training attack as an :class:`~landscape.attacks.spec.AttackSpec`: :attr:`attack_name`
+        (``noise`` applied) with ``attack_kwargs`` and the recipe's ``steps`` (for attacks that take
+        a number of steps; ``attack_kwargs`` wins)."""
+        from ..attacks.spec import AttackSpec
+        return AttackSpec(self.attack_name, self.attack_kwargs).with_steps(self.steps)
+
+    @property
+    def eval_spec(self):
+        """The final evaluation's attack as an :class:`~landscape.attacks.spec.AttackSpec`."""
+        return self._spec("eval_attack")
+
+    @property
+    def monitor_spec(self):
+        """The CO monitor's strong attack as an :class:`~landscape.attacks.spec.AttackSpec`."""
+        return self._spec("monitor_attack")
+
     @property
     def attack_options(self) -> dict:
         """The training attack's keyword arguments (``attack_kwargs``)."""
@@ -243,7 +282,8 @@ class Recipe:
     @property
     def input_noise(self) -> bool:
         """True when the trainer replaces x by x + sparse noise before each step (l0 ``noise``)."""
-        return self.noise and self.norm == "l0" and self.attack not in NOISY_NAMES
+        from ..attacks.spec import NOISY_ATTACKS
+        return self.noise and self.norm == "l0" and self.attack not in NOISY_ATTACKS
 
     def noise_pixels(self, k_train: float | None = None) -> int:
         """The largest number of noise pixels: ``noise_max`` times the training budget ``k_train``
@@ -254,12 +294,14 @@ class Recipe:
     @property
     def attack_name(self) -> str:
         """The registry name of the training attack after applying ``noise`` (l2/l∞: FGSM becomes
-        N-FGSM; l0 noise is applied to the input by the trainer and leaves the attack as it is)."""
-        if self.noise and self.attack not in NOISY_NAMES and not self.input_noise:
-            if self.attack not in NOISY:
+        N-FGSM, the role table's noisy version; l0 noise is applied to the input by the trainer and
+        leaves the attack as it is; the ``nspgd1``/``nspgd`` attacks remain for library users)."""
+        from ..attacks.spec import NOISY_ATTACKS, NOISY_VERSION
+        if self.noise and self.attack not in NOISY_ATTACKS and not self.input_noise:
+            if self.attack not in NOISY_VERSION:
                 raise LandscapeError(f"noise=True needs a training attack with a noisy version "
-                                     f"({', '.join(NOISY)}) or an l0 threat; {self.attack!r} has none")
-            return NOISY[self.attack]
+                                     f"({', '.join(NOISY_VERSION)}) or an l0 threat; {self.attack!r} has none")
+            return NOISY_VERSION[self.attack]
         return self.attack
 
     @property
@@ -353,7 +395,7 @@ class Recipe:
         grad = {"unproj": "unprojected gradient", "proj": "projected gradient",
                 "rand": "projected or unprojected gradient by a coin per batch"}[self.train_mode]
         extra = f", {grad}" if self.norm == "l0" and self.attack in ("spgd", "spgd1") else ""
-        out.append(("attack used", f"{self.attack_name} at {self.train_threat}, {self.steps} step(s), "
+        out.append(("attack used", f"{self._attack_text()} at {self.train_threat}, {self.steps} step(s), "
                                    f"maximising {self.attack_objective} against the hard labels{extra}"))
         if self.input_noise:
             out.append(("noise", f"x replaced by x + η, η on 0..{self.noise_pixels()} random pixels (uniform "
@@ -365,6 +407,9 @@ class Recipe:
                                        + ("weights w=max_j t_j" + (" on every term" if self.sat_weighted_kl
                                                                    else " on the CE terms, KL unweighted")
                                           if self.sat_weights else "no weights")))
+        monitor = (f"CO monitor {self.monitor_spec} on {self.monitor_examples} examples" if self.monitor_examples
+                   else "no CO monitor")
+        out.append(("evaluated by", f"{self.eval_spec} at {self.threat}; {monitor}"))
         if self.schedule == "step":
             out.append(("lr schedule", f"{self.lr:g}, x{self.lr_decay:g} at "
                                        + ", ".join(f"{m:g}" for m in self.milestones)
@@ -374,6 +419,14 @@ class Recipe:
                                    f"fixes (sTRADES letters swapped when read, soft labels updated after "
                                    f"the step without weights, noise of exactly k pixels)"))
         return out
+
+
+    def _attack_text(self) -> str:
+        from ..attacks.spec import AttackSpec
+        try:
+            return str(AttackSpec(self.attack_name, self.attack_kwargs))
+        except LandscapeError:          # noise without a noisy version: the trainer says why
+            return self.attack
 
 
 def stored_version(d: dict) -> int:

@@ -72,20 +72,12 @@ def default_arch(shape) -> str:
 
 def make_attack(name: str, norm: str, eps: float, kwargs: dict | None = None, *, steps: int | None = None,
                 project: bool | None = None, projected: bool | None = None):
-    """``build_attack`` with ``steps``/``project``/``projected`` passed only to attacks that take them."""
-    from .. import attacks
-    kw = dict(kwargs or {})
-    entry = attacks.ATTACKS.get(str(name).strip().lower())
-    params = set(inspect.signature(entry[0].__init__).parameters) if entry else set()
-    if steps is not None and "steps" in params:
-        kw.setdefault("steps", steps)
-    elif steps is not None and steps > 1:
-        raise LandscapeError(f"attack {name} has a fixed number of steps; it cannot run {steps}")
-    if project is not None and "project" in params:
-        kw.setdefault("project", project)
-    if projected is not None and "projected" in params:
-        kw.setdefault("projected", projected)
-    return attacks.build_attack(name, norm, eps, **kw)
+    """The attack ``AttackSpec(name, kwargs)`` at ``(norm, eps)``, running ``steps`` iterations, its
+    result projected back onto the threat model (``project``: the noisy attacks' ``within_budget``)
+    and its sPGD gradient ``projected``, each only for attacks that take it and unless ``kwargs`` sets it."""
+    from ..attacks.spec import AttackSpec
+    spec = AttackSpec(name, kwargs).with_steps(steps).with_defaults(within_budget=project, projected=projected)
+    return spec.build(norm, eps)
 
 
 class TrainingAttack:

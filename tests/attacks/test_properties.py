@@ -52,7 +52,7 @@ def test_noisy_attacks_project_flag_keeps_threat_model(cls, norm, eps):
     y = torch.randint(0, 3, (6,))
     tm = ThreatModel(norm, eps)
     assert not tm.is_valid(x, cls(eps, norm=norm, seed=0)(model, x, y)).all()   # leaves the ball...
-    assert tm.is_valid(x, cls(eps, norm=norm, project=True, seed=0)(model, x, y)).all()  # ...unless projected
+    assert tm.is_valid(x, cls(eps, norm=norm, within_budget=True, seed=0)(model, x, y)).all()  # ...unless projected
 
 
 def test_eval_mode_restored_after_attack_in_train_mode():
@@ -105,8 +105,8 @@ def test_seed_makes_attacks_reproducible():
 
 def test_accepted_options_drop_what_a_default_attack_does_not_take():
     """One budget applied to each norm's default attack: PGD/APGD have no query budget."""
-    from landscape.attacks import STRONG_ATTACK, accepted_options
-    assert accepted_options(STRONG_ATTACK["l1"], {"steps": 5, "n_queries": 9}) == {"steps": 5}
-    assert accepted_options(STRONG_ATTACK["l0"], {"steps": 5, "n_queries": 9, "seed": None}) == {"steps": 5, "n_queries": 9}
+    from landscape.attacks import accepted_options, attack_for
+    assert accepted_options(attack_for("l1", "strong").name, {"steps": 5, "n_queries": 9}) == {"steps": 5}
+    assert accepted_options(attack_for("l0", "strong").name, {"steps": 5, "n_queries": 9, "seed": None}) == {"steps": 5, "n_queries": 9}
     assert accepted_options("rs", {"steps": 7}) == {"steps": 7}  # translated to n_queries by build_attack
     assert build_attack("rs", "l0", 3, steps=7).n_queries == 7
