@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     # attacks and evaluation (`landscape eval`)
-    "build_attack": "attacks", "default_attack": "attacks", "training_attack": "attacks",
+    "build_attack": "attacks", "default_attack": "attacks", "training_attack": "attacks", "AttackSpec": "attacks",
+    "attack_for": "attacks",
     "SparsePGD": "attacks", "SparseRS": "attacks", "SparseAutoAttack": "attacks", "PGD": "attacks",
     "APGDL1": "attacks", "FGSM": "attacks", "NFGSM": "attacks", "evaluate": "evaluation",
     "robust_accuracy": "evaluation",

@@ -218,10 +218,16 @@ class Recipe:
         self.recipe_version = int(self.recipe_version)
         # every attack is a valid spec (a known name, arguments it takes; earlier argument names read
         # as today's): an error now, not at the end of a training run
+        from ..attacks.spec import AttackSpec
         for key in ("attack", "eval_attack", "monitor_attack"):
-            spec = self._spec(key)
-            setattr(self, key, spec.name)
-            setattr(self, key + "_kwargs", spec.options)
+            try:
+                setattr(self, key, AttackSpec(getattr(self, key)).name)
+                # the training attack's arguments are those of the attack that runs: noise may make
+                # FGSM N-FGSM, which takes a noise size FGSM does not
+                runs = self._running_attack() if key == "attack" else getattr(self, key)
+                setattr(self, key + "_kwargs", AttackSpec(runs, getattr(self, key + "_kwargs")).options)
+            except LandscapeError as e:
+                raise LandscapeError(f"{key}: {e}") from None
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -249,6 +255,12 @@ class Recipe:
             return AttackSpec(getattr(self, key), getattr(self, key + "_kwargs"))
         except LandscapeError as e:
             raise LandscapeError(f"{key}: {e}") from None
+
+    def _running_attack(self) -> str:
+        try:
+            return self.attack_name
+        except LandscapeError:          # noise without a noisy version: the trainer says why
+            return self.attack
 
     @staticmethod
     def spec_fields(key: str, spec) -> dict:
@@ -423,10 +435,7 @@ class Recipe:
 
     def _attack_text(self) -> str:
         from ..attacks.spec import AttackSpec
-        try:
-            return str(AttackSpec(self.attack_name, self.attack_kwargs))
-        except LandscapeError:          # noise without a noisy version: the trainer says why
-            return self.attack
+        return str(AttackSpec(self._running_attack(), self.attack_kwargs))
 
 
 def stored_version(d: dict) -> int:

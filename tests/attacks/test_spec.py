@@ -131,3 +131,12 @@ def test_cli_eval_offers_exactly_the_attacks_that_stay_in_the_threat_model():
     for norm in ("l2", "linf"):
         tm = ThreatModel(norm, 0.1)
         assert tm.is_valid(x, attack_for(norm, "train").build(tm)(model, x, y)).all()
+
+
+def test_a_recipe_checks_its_training_arguments_against_the_attack_that_runs():
+    # noise makes FGSM N-FGSM: N-FGSM's noise size is a valid argument, FGSM's random start is not
+    r = get_preset("nfgsm-l2").with_settings(['attack_kwargs={"noise": 1.5}'])
+    assert r.attack_spec == AttackSpec("nfgsm", noise=1.5) and r.attack_spec.build(r.threat).noise == 1.5
+    with pytest.raises(LandscapeError, match="attack: attack nfgsm does not take random_start"):
+        get_preset("nfgsm-l2").with_settings(['attack_kwargs={"random_start": true}'])
+    assert "nfgsm(noise=1.5) at l2(eps=0.5)" in r.describe()
