@@ -148,6 +148,12 @@ class Recipe:
         self.eps = float(ThreatModel(self.norm, self.eps).eps)
         if self.train_eps is not None:
             self.train_eps = float(ThreatModel(self.norm, self.train_eps).eps)
+        self._check_types()
+        self._check_choices()
+        self._check_numbers()
+        self._check_attacks()
+
+    def _check_types(self):
         for name in ("soft_labels", "noise", "augment"):
             if not isinstance(getattr(self, name), bool):
                 raise LandscapeError(f"{name} is true or false, got {getattr(self, name)!r}")
@@ -158,6 +164,7 @@ class Recipe:
         for name in ("name", "attack", "eval_attack", "monitor_attack", "optimizer", "schedule", "loss"):
             if not isinstance(getattr(self, name), str):
                 raise LandscapeError(f"{name} is a name, got {getattr(self, name)!r}")
+    def _check_choices(self):
         self.eps_warmup = _finite("eps_warmup", self.eps_warmup)
         if not (self.eps_warmup >= 0):
             raise LandscapeError(f"eps_warmup must be a number of epochs >= 0, got {self.eps_warmup}")
@@ -175,6 +182,7 @@ class Recipe:
         self.milestones = tuple(_finite("milestones", m) for m in self.milestones)
         if any(not 0 <= m <= 1 for m in self.milestones):
             raise LandscapeError(f"milestones are fractions of the epochs in [0, 1], got {list(self.milestones)}")
+    def _check_numbers(self):
         self.attack_kwargs = dict(self.attack_kwargs or {})
         self.eval_attack_kwargs = dict(self.eval_attack_kwargs or {})
         self.monitor_attack_kwargs = dict(self.monitor_attack_kwargs or {})
@@ -216,12 +224,17 @@ class Recipe:
         if int(self.recipe_version) not in (1, RECIPE_VERSION):
             raise LandscapeError(f"recipe_version must be 1 or {RECIPE_VERSION}, got {self.recipe_version!r}")
         self.recipe_version = int(self.recipe_version)
+    def _check_attacks(self):
         # every attack is a valid spec (a known name, arguments it takes; earlier argument names read
         # as today's): an error now, not at the end of a training run
         from ..attacks.spec import AttackSpec
         for key in ("attack", "eval_attack", "monitor_attack"):
             try:
-                setattr(self, key, AttackSpec(getattr(self, key)).name)
+                spec = AttackSpec(getattr(self, key))
+                if self.norm not in spec.norms:
+                    raise LandscapeError(f"attack {spec.name} is for {'/'.join(spec.norms)} perturbations, "
+                                         f"not {self.norm}")
+                setattr(self, key, spec.name)
                 # the training attack's arguments are those of the attack that runs: noise may make
                 # FGSM N-FGSM, which takes a noise size FGSM does not
                 runs = self._running_attack() if key == "attack" else getattr(self, key)

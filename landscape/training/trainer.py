@@ -24,7 +24,6 @@ switch the first two on or off on any device, so the CPU tests exercise the GPU 
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import signal

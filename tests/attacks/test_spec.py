@@ -140,3 +140,13 @@ def test_a_recipe_checks_its_training_arguments_against_the_attack_that_runs():
     with pytest.raises(LandscapeError, match="attack: attack nfgsm does not take random_start"):
         get_preset("nfgsm-l2").with_settings(['attack_kwargs={"random_start": true}'])
     assert "nfgsm(noise=1.5) at l2(eps=0.5)" in r.describe()
+
+
+def test_a_recipe_refuses_an_attack_of_another_norm_when_it_is_made():
+    from landscape.errors import LandscapeError
+    from landscape.training.recipe import Recipe
+    with pytest.raises(LandscapeError, match="attack fgsm is for .* perturbations, not l0"):
+        Recipe(name="x", norm="l0", eps=20, attack="fgsm")
+    with pytest.raises(LandscapeError, match="eval_attack: attack apgd"):
+        Recipe(name="x", norm="l0", eps=20, eval_attack="apgd")
+    assert Recipe(name="x", norm="l0", eps=20, attack="spgd1").attack == "spgd1"
