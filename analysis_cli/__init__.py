@@ -38,8 +38,10 @@ COMMANDS = {
 }
 
 
-#: library argument names whose flag differs from ``--<name with dashes>``
-_FLAG_OF = {"span": "range", "scale_budget": "scale-budget"}
+#: library argument names whose flag differs from ``--<name with dashes>``, in every command
+_FLAG_OF = {"span": "range", "scale_budget": "scale-budget", "settings": "set"}
+#: ... and in one command only (``lanczos_topk(op, k)``'s `k` is ``hessian --topk``)
+_FLAG_OF_COMMAND = {"hessian": {"k": "topk"}}
 
 #: commands that write files: they take --overwrite (replace existing outputs they did not write)
 WRITERS = {"eval", "gradients", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
@@ -51,10 +53,13 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
-def _flags(msg: str) -> str:
-    """Library errors name arguments in backquotes (`n_examples`); the CLI says --n-examples."""
+def _flags(msg: str, command: str | None = None) -> str:
+    """Library errors name arguments in backquotes (`n_examples`); the CLI says --n-examples (or the
+    flag :data:`_FLAG_OF` / :data:`_FLAG_OF_COMMAND` give for ``command``)."""
     import re
-    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: "--" + _FLAG_OF.get(m.group(1), m.group(1)).replace("_", "-"), str(msg))
+    names = {**_FLAG_OF, **_FLAG_OF_COMMAND.get(command or "", {})}
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: "--" + names.get(m.group(1), m.group(1)).replace("_", "-"),
+                  str(msg))
 
 def _instrument(cmd: click.Command, name: str) -> click.Command:
     """Run ``cmd`` as the producer ``name`` (its earlier results may be replaced, nothing else; see
@@ -150,7 +155,7 @@ class LandscapeGroup(click.Group):
             click.echo(f"landscape: error: {_one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code or 1)
         except LandscapeError as e:
-            click.echo(f"landscape: error: {_one_line(_flags(e.cli_message()))}", err=True)
+            click.echo(f"landscape: error: {_one_line(_flags(e.cli_message(), CURRENT))}", err=True)
             sys.exit(e.exit_code)
         except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as e:
             click.echo(f"landscape: error: {_one_line(e)}", err=True)

@@ -1,4 +1,5 @@
-"""``landscape reproduce [NAME...]``: run the paper-reproduction recipes in ``figures/``."""
+"""``landscape reproduce [NAME...]``: run the paper-reproduction recipes (``landscape/recipes/*.toml``,
+shipped with the package; ``--recipes DIR`` or ``LANDSCAPE_FIGURES`` reads another folder)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ import click
 @click.option("--seeds", default=None, metavar="LIST|N",
               help="train and evaluate every model once per seed (0,1,2 or a count: 3), each seed under "
                    "OUT/seed<s>; the tables get mean ± sd over seeds in OUT/<name>/<table>_seeds.*")
+@click.option("--recipes", "recipes_from", default=None, type=click.Path(file_okay=False),
+              help="folder of *.toml recipes [default: $LANDSCAPE_FIGURES, else the recipes shipped with landscape]")
 @click.option("--in-process", is_flag=True, help="run the steps in this process instead of subprocesses "
               "(faster start-up; the default for --quick)")
-def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, in_process):
+def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, recipes_from, in_process):
     """Run the reproduction recipes NAMES (default: all), then gather a report.
 
     Rerunning the same command skips finished steps and resumes an interrupted one."""
     from landscape.reproduce import list_recipes, parse_seeds, run_recipe, run_seeds
     from landscape.errors import LandscapeError
 
-    recipes = list_recipes()
+    recipes = list_recipes(recipes_from)
     if list_only:
         for r in recipes:
             click.echo(f"{r.name:14s} {r.title}")

@@ -66,9 +66,8 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
     --out after every chunk; rerunning the same command resumes. Under torchrun the grid points are
     split across ranks and rank 0 writes the results.
     """
-    import torch
-
     from landscape.analysis import api
+    from landscape.distributed import leave
     from landscape.plots.surface import plot_surfaces
 
     from landscape import budgets
@@ -98,5 +97,4 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
                        f"({m['directions']['kind']} directions, range {m['range'][0]:g}:{m['range'][1]:g})")
         click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")
     finally:
-        if started:
-            torch.distributed.destroy_process_group()
+        leave(started)

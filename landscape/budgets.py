@@ -167,9 +167,8 @@ def seconds_per_pass(model, x, batch_size: int = 256) -> float:
     """Measured seconds of one forward+backward pass per example (one timed batch after a warm-up)."""
     import torch
     xb = x[: max(1, min(len(x), batch_size))].detach().clone().requires_grad_(True)
-    was = model.training
-    model.eval()
-    try:
+    from .attacks.base import model_mode
+    with model_mode(model, "eval"):
         best = float("inf")
         for _ in range(2):
             t0 = time.perf_counter()
@@ -178,8 +177,6 @@ def seconds_per_pass(model, x, batch_size: int = 256) -> float:
             if xb.is_cuda:
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - t0)
-    finally:
-        model.train(was)
     return best / len(xb)
 
 

@@ -20,7 +20,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise LandscapeError(f"--device {name} was asked for but CUDA is not available on this machine")
+            raise LandscapeError(f"`device` {name} was asked for but CUDA is not available on this machine")
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")

@@ -25,7 +25,7 @@ import time
 import pandas as pd
 import torch
 
-from .attacks.base import Attack, budget_text, model_mode
+from .attacks.base import Attack, attack_batches, budget_text, model_mode
 from .attacks.saa import Cascade
 from .device import resolve_device
 from .errors import LandscapeError
@@ -47,11 +47,66 @@ def _batch_floats(xb: torch.Tensor) -> torch.Tensor:
     return xb.float().div(255) if xb.dtype == torch.uint8 else xb.float()
 
 
+def _resolve_device(model: torch.nn.Module, device):
+    """``(model, device)``: the model's own device when ``device`` is None, else the model moved there."""
+    if device is None:
+        p = next(model.parameters(), None)
+        return model, (p.device if p is not None else torch.device("cpu"))
+    dev = resolve_device(device)
+    return model.to(dev), dev
+
+
+class _Tally:
+    """Counts and seconds per stage, and the per-example results kept for ``save_adv``."""
+
+    def __init__(self, names: list[str], save_adv: bool):
+        self.names = names
+        self.correct = {"clean": 0, **{nm: 0 for nm in names}}
+        self.seconds = {"clean": 0.0, **{nm: 0.0 for nm in names}}
+        self.worst = 0
+        self.seen = 0
+        self.save_adv = save_adv
+        self.advs, self.robust, self.clean = [], [], []
+
+    def add(self, batch, clean_ok: torch.Tensor, adv_ok: torch.Tensor, cascade: bool) -> None:
+        if cascade:
+            res = batch.result
+            for nm, alive, sec in zip(res.stage_names, res.survivors, res.seconds):
+                self.correct[nm] += int(alive.sum())
+                self.seconds[nm] += sec
+            # the cascade's survivors must agree with a fresh forward pass on what it returned
+            robust = res.survivors[-1] & adv_ok & clean_ok
+        else:
+            self.seconds[self.names[0]] += batch.seconds
+            robust = adv_ok & clean_ok
+            self.correct[self.names[0]] += int(robust.sum())
+        self.correct["clean"] += int(clean_ok.sum())
+        self.worst += int(robust.sum())
+        self.seen += len(batch.y)
+        if self.save_adv:
+            self.advs.append(batch.x_adv.detach().cpu())
+            self.robust.append(robust.cpu())
+            self.clean.append(clean_ok.cpu())
+
+    def rows(self, n: int, wall: float) -> list[dict]:
+        c, sec = self.correct, self.seconds
+        rows = [{"stage": nm, "accuracy": c[nm] / n, "correct": c[nm], "n": n, "seconds": sec[nm]}
+                for nm in ["clean", *self.names]]
+        rows.append({"stage": "worst-case", "accuracy": self.worst / n, "correct": self.worst, "n": n,
+                     "seconds": wall})
+        return rows
+
+
+def _clean_correct(model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad(), model_mode(model, "eval"):
+        return model(xb).argmax(1) == yb
+
+
 def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 256, device=None,
              save_adv: bool = False, progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Robust accuracy of ``model`` under ``attack`` (an :class:`Attack` or a :class:`Cascade`).
 
-    Returns ``(df, meta)``. ``df`` has columns ``stage, accuracy, correct, n, seconds``. ``meta``
+    Returns ``(df, meta)``. ``df`` has columns ``stage, accuracy, correct, n, seconds``.
     ``device=None`` uses the model's device; otherwise the model is moved there. ``meta``
     holds the attack's configuration, threat model, counts and wall time; with ``save_adv=True`` it
     also holds ``meta["adv"] = {"x_adv", "y", "robust", "clean_correct"}`` (CPU tensors; pop it before
@@ -59,84 +114,41 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     result outside the threat model raises instead of being counted.
     """
     if batch_size < 1:
-        raise LandscapeError(f"batch size must be positive, got {batch_size}")
+        raise LandscapeError(f"`batch_size` must be positive, got {batch_size}")
     x, y = _as_tensors(x, y)
     n = len(y)
     if n == 0:
         raise LandscapeError("nothing to evaluate: the data set is empty")
-    if device is None:
-        p = next(model.parameters(), None)
-        dev = p.device if p is not None else torch.device("cpu")
-    else:
-        dev = resolve_device(device)
-        model = model.to(dev)
+    model, dev = _resolve_device(model, device)
     threat = attack.threat
     threat.check_shape(x.shape)
     cascade = isinstance(attack, Cascade)
-    names = [nm for nm, _ in attack.stages] if cascade else [attack.name]
-    correct = {"clean": 0, **{nm: 0 for nm in names}}
-    seconds = {"clean": 0.0, **{nm: 0.0 for nm in names}}
-    advs, robust_all, clean_all = [], [], []
+    tally = _Tally([nm for nm, _ in attack.stages] if cascade else [attack.name], save_adv)
     t_start = time.perf_counter()
     note(f"eval: {n} images, {budget_text(attack)}; batches of {batch_size} on {dev}", progress)
     pbar = bar(total=n, desc=f"eval {attack.name} {threat}", progress=progress, unit="img")
     try:
-        for i in range(0, n, batch_size):
-            xb = _batch_floats(x[i:i + batch_size].to(dev))
-            yb = y[i:i + batch_size].to(dev)
+        for b in attack_batches(attack, model, x, y, batch_size, run=attack.run if cascade else None,
+                                prepare=lambda xb, yb: (_batch_floats(xb.to(dev)), yb.to(dev)),
+                                what=f"{attack.name} adversarial examples"):
             t0 = time.perf_counter()
-            with torch.no_grad(), model_mode(model, "eval"):
-                clean_ok = model(xb).argmax(1) == yb
-            seconds["clean"] += time.perf_counter() - t0
-            correct["clean"] += int(clean_ok.sum())
-            if cascade:
-                res = attack.run(model, xb, yb)
-                x_adv = res.x_adv
-                for nm, alive, sec in zip(res.stage_names, res.survivors, res.seconds):
-                    correct[nm] += int(alive.sum())
-                    seconds[nm] += sec
-                robust = res.survivors[-1]
-            else:
-                t0 = time.perf_counter()
-                x_adv = attack(model, xb, yb)
-                seconds[names[0]] += time.perf_counter() - t0
-            threat.assert_valid(xb, x_adv, what=f"{attack.name} adversarial examples")
-            with torch.no_grad(), model_mode(model, "eval"):
-                adv_ok = model(x_adv).argmax(1) == yb
-            if cascade:
-                # the cascade's survivors must agree with a fresh forward pass on what it returned
-                robust = robust & adv_ok & clean_ok
-            else:
-                robust = adv_ok & clean_ok
-                correct[names[0]] += int(robust.sum())
-            if save_adv:
-                advs.append(x_adv.detach().cpu())
-                robust_all.append(robust.cpu())
-                clean_all.append(clean_ok.cpu())
-            pbar.set_postfix(clean=f"{correct['clean'] / min(n, i + batch_size):.3f}",
-                             robust=f"{correct[names[-1]] / min(n, i + batch_size):.3f}")
-            pbar.update(len(yb))
-            if cascade:
-                correct.setdefault("_worst", 0)
-                correct["_worst"] += int(robust.sum())
+            clean_ok = _clean_correct(model, b.x, b.y)
+            tally.seconds["clean"] += time.perf_counter() - t0
+            tally.add(b, clean_ok, _clean_correct(model, b.x_adv, b.y), cascade)
+            pbar.set_postfix(clean=f"{tally.correct['clean'] / tally.seen:.3f}",
+                             robust=f"{tally.correct[tally.names[-1]] / tally.seen:.3f}")
+            pbar.update(len(b.y))
     finally:
         pbar.close()
     wall = time.perf_counter() - t_start
-    worst = correct.pop("_worst", correct[names[-1]])
-    rows = [{"stage": "clean", "accuracy": correct["clean"] / n, "correct": correct["clean"], "n": n,
-             "seconds": seconds["clean"]}]
-    rows += [{"stage": nm, "accuracy": correct[nm] / n, "correct": correct[nm], "n": n, "seconds": seconds[nm]}
-             for nm in names]
-    rows.append({"stage": "worst-case", "accuracy": worst / n, "correct": worst, "n": n, "seconds": wall})
-    df = pd.DataFrame(rows)
     meta = {"attack": attack.config(), "threat": threat.to_dict(), "threat_str": str(threat), "n": n,
             "batch_size": batch_size, "device": str(dev), "wall_seconds": wall,
-            "clean_accuracy": correct["clean"] / n, "robust_accuracy": worst / n,
+            "clean_accuracy": tally.correct["clean"] / n, "robust_accuracy": tally.worst / n,
             "validity_checked": True}
     if save_adv:
-        meta["adv"] = {"x_adv": torch.cat(advs), "y": y.cpu().clone(), "robust": torch.cat(robust_all),
-                       "clean_correct": torch.cat(clean_all)}
-    return df, meta
+        meta["adv"] = {"x_adv": torch.cat(tally.advs), "y": y.cpu().clone(), "robust": torch.cat(tally.robust),
+                       "clean_correct": torch.cat(tally.clean)}
+    return pd.DataFrame(tally.rows(n, wall)), meta
 
 
 def robust_accuracy(model: torch.nn.Module, x, y, attack: Attack, batch_size: int = 256, device=None) -> float:

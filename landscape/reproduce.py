@@ -1,7 +1,7 @@
-"""Run the reproduction recipes in ``figures/``: one recipe per claim of the paper.
+"""Run the reproduction recipes: one recipe per claim of the paper.
 
-A recipe is a small TOML file (``figures/<name>.toml``) that names the commands making one figure or
-table, with the settings of each scale in tables of their own:
+A recipe is a small TOML file (``landscape/recipes/<name>.toml``, shipped with the package) that names
+the commands making one figure or table, with the settings of each scale in tables of their own:
 
 .. code-block:: toml
 
@@ -43,19 +43,36 @@ from pathlib import Path
 from .checkpoint import atomic_write_text
 from .errors import LandscapeError
 
+#: the scales of a reproduction recipe (which values fill its commands): ``quick`` runs in seconds (the
+#: test suite), ``fmnist`` on Fashion-MNIST on 2 CPU cores, ``paper`` the paper's CIFAR-10 settings.
+#: Not the training presets' ``small``/``paper`` (:data:`landscape.training.presets.SCALES`), which
+#: a recipe's ``train`` steps choose for themselves.
 SCALES = ("quick", "fmnist", "paper")
 
 
-def recipes_dir() -> Path:
-    """The ``figures/`` folder of the checkout (overridable with ``LANDSCAPE_FIGURES``)."""
+def recipes_dir(folder: str | Path | None = None) -> Path:
+    """Where the recipes are read from: ``folder`` (``landscape reproduce --recipes DIR``), else the
+    folder in ``LANDSCAPE_FIGURES``, else the recipes shipped inside the package
+    (``landscape/recipes/*.toml``, package data: found from a checkout and from an installed package)."""
+    if folder:
+        return Path(folder)
     env = os.environ.get("LANDSCAPE_FIGURES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "figures"
+    from importlib.resources import files
+    return Path(str(files("landscape") / "recipes"))
 
 
 @dataclass
-class Recipe:
+class ReproductionRecipe:
+    """One claim of the paper as commands (a ``landscape/recipes/*.toml`` file).
+
+    Not a :class:`landscape.training.recipe.Recipe` (the settings of one training run): a
+    reproduction recipe names the ``landscape`` commands of a claim, and its *scales* are
+    ``quick`` (the test suite), ``fmnist`` (Fashion-MNIST on 2 CPU cores) and ``paper`` (CIFAR-10,
+    GPU), which pick the values its commands are filled with; the training scales ``small`` and
+    ``paper`` of the presets are a training option those commands may pass on (``--scale``)."""
+
     name: str
     title: str
     claim: str
@@ -104,7 +121,7 @@ class Recipe:
                                                 *(x for sc in self.scales.values() for x in sc.values())])
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path) -> ReproductionRecipe:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -116,14 +133,14 @@ def load_recipe(path: str | Path) -> Recipe:
     figure = data.get("figure")
     if figure is not None and (not isinstance(figure, dict) or "builder" not in figure):
         raise LandscapeError(f"recipe {path}: [figure] needs a builder name")
-    return Recipe(path.stem, data["title"], data.get("claim", ""), list(data["steps"]), dict(data["scale"]),
-                  dict(data.get("vars", {})), figure, path)
+    return ReproductionRecipe(path.stem, data["title"], data.get("claim", ""), list(data["steps"]),
+                              dict(data["scale"]), dict(data.get("vars", {})), figure, path)
 
 
-def list_recipes(folder: str | Path | None = None) -> list[Recipe]:
-    folder = Path(folder) if folder else recipes_dir()
+def list_recipes(folder: str | Path | None = None) -> list[ReproductionRecipe]:
+    folder = recipes_dir(folder)
     if not folder.is_dir():
-        raise LandscapeError(f"no recipes folder at {folder}; run from a checkout or set LANDSCAPE_FIGURES")
+        raise LandscapeError(f"no recipes folder at {folder}; give `recipes` (or LANDSCAPE_FIGURES) a folder of *.toml recipes")
     return [load_recipe(p) for p in sorted(folder.glob("*.toml"))]
 
 
@@ -191,7 +208,7 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def run_recipe(recipe: Recipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
+def run_recipe(recipe: ReproductionRecipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
                echo=print, env: dict | None = None, in_process: bool = False, run_command=None,
                seed: int | None = None) -> dict:
     """Run every step of ``recipe`` at ``scale`` under ``out_root/<name>``; return a summary dict.
@@ -270,7 +287,7 @@ def seed_root(out_root: str | Path, seed: int) -> Path:
     return Path(out_root) / f"seed{int(seed)}"
 
 
-def run_seeds(recipe: Recipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist", *,
+def run_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist", *,
               echo=print, **kw) -> dict:
     """Run ``recipe`` once per seed, each seed in its own root ``OUT/seed<s>`` (models included), then
     write the tables of every seed side by side with their mean ± standard deviation into
@@ -292,7 +309,7 @@ SEED_COLUMNS = ("clean", "worst-case", "saa", "spgd", "spgd-projected", "rs", "f
                 "final_monitor_strong_acc", "train_minutes")
 
 
-def _seed_tables(recipe: Recipe, out_root: Path, seeds: list[int], scale: str) -> dict[str, list]:
+def _seed_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int], scale: str) -> dict[str, list]:
     """``{table name: [rows of seed s, ...]}`` for the tables the recipe's figure wrote per seed."""
     spec = recipe.figure or {}
     names = {"results_table": [spec.get("name", "table")],
@@ -309,7 +326,7 @@ def _seed_tables(recipe: Recipe, out_root: Path, seeds: list[int], scale: str) -
     return found
 
 
-def aggregate_seeds(recipe: Recipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist") -> list[Path]:
+def aggregate_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist") -> list[Path]:
     """Mean ± standard deviation over seeds of every numeric column of the recipe's tables.
 
     Writes ``OUT/<name>/<table>_seeds.csv``/``.json`` (one row per model: ``<col>_mean``,

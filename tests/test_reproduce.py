@@ -72,6 +72,53 @@ def test_unknown_recipe_and_bad_recipe_file(tmp_path, cli_run):
     assert run_recipe  # API importable
 
 
+def test_recipes_ship_with_the_package_and_are_found_outside_the_checkout(tmp_path):
+    """The recipes are package data (pyproject ships ``landscape/recipes/*.toml``): a copy of the
+    package alone, imported from a folder with no checkout around it, lists every recipe."""
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    import landscape
+    pkg = Path(landscape.__file__).parent
+    repo = pkg.parent
+    data = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["landscape"]
+    shipped = {p.name for pattern in data for p in pkg.glob(pattern) if p.suffix == ".toml"}
+    assert shipped == {r.path.name for r in RECIPES} and len(shipped) >= 5
+    site = tmp_path / "site-packages"
+    shutil.copytree(pkg, site / "landscape", ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("PYTHONPATH", "LANDSCAPE_FIGURES")}
+    env["PYTHONPATH"] = str(site)
+    code = ("import landscape.reproduce as r; print(r.recipes_dir()); "
+            "print(','.join(sorted(x.name for x in r.list_recipes())))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    where, names = out.stdout.strip().splitlines()
+    assert Path(where).resolve() == (site / "landscape" / "recipes").resolve()
+    assert names.split(",") == sorted(r.name for r in RECIPES)
+
+
+def test_recipes_folder_option_and_environment(tmp_path, cli_run, monkeypatch):
+    """``--recipes DIR`` reads another folder, as ``LANDSCAPE_FIGURES`` does; a missing folder is one
+    line naming the flag."""
+    from landscape.reproduce import recipes_dir
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "solo.toml").write_text('title = "solo"\nclaim = "c"\nsteps = ["landscape info {out}"]\n'
+                                    + "".join(f"[scale.{s}]\n" for s in SCALES))
+    r = cli_run(["reproduce", "--recipes", mine, "--list"])
+    assert r.exit_code == 0 and "solo" in r.stdout and "co " not in r.stdout
+    monkeypatch.setenv("LANDSCAPE_FIGURES", str(mine))
+    assert recipes_dir() == mine and [x.name for x in list_recipes()] == ["solo"]
+    r = cli_run(["reproduce", "--recipes", tmp_path / "none", "--list"])
+    assert r.exit_code == 2 and "--recipes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("scale", SCALES)
 def test_a_shared_model_is_trained_by_one_identical_command(scale, tmp_path):
     """Recipes share models under {root}/models: every command writing one --out must be the same

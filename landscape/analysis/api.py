@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 
 from .. import validate as _validate
+from ..distributed import rank_world
 from ..errors import LandscapeError
 from ..progress import note as _note
 from ..results import checkpoint_label, checkpoint_labels, write_results
@@ -271,23 +272,12 @@ def fixed_perturbations(model, x: torch.Tensor, y: torch.Tensor, attack, *, batc
                         progress: bool | None = None) -> torch.Tensor:
     """``attack`` run once over ``(x, y)`` in batches, seeded with ``seed`` (torch's global generator is
     restored afterwards), every result checked against the attack's threat model."""
-    from ..attacks.base import budget_text
-    from ..progress import bar, note
+    from ..attacks.base import budget_text, run_attack
+    from ..progress import note
     batch_size = _positive_int(batch_size, "batch_size")
     note(f"fixed perturbations: {budget_text(attack)} on {len(x)} examples", progress)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed))
-    outs = []
-    try:
-        starts = list(range(0, len(x), batch_size))
-        for s in bar(starts, desc=f"attack {attack.threat}", progress=progress, unit="batch"):
-            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            xa = attack(model, xb, yb).detach()
-            attack.threat.assert_valid(xb, xa, what=f"{getattr(attack, 'name', 'attack')} examples")
-            outs.append(xa)
-    finally:
-        torch.random.set_rng_state(state)
-    return torch.cat(outs) if outs else x.clone()
+    return run_attack(attack, model, x, y, batch_size, seed=seed, keep_rng=True, progress=progress,
+                      desc=f"attack {attack.threat}")
 
 
 def attack_config(attack) -> dict:
@@ -296,20 +286,10 @@ def attack_config(attack) -> dict:
 
 # ------------------------------------------------------------------------------------ distributed
 def init_distributed(device: str = "auto") -> tuple[int, str, bool]:
-    """Join the process group torchrun set up (if any): ``(rank, device, started_here)``."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, device, False
-    import torch.distributed as dist
-    started = False
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and str(device) in ("auto", "cuda")
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        started = True
-        if use_cuda:
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            device = f"cuda:{local}"
-    return dist.get_rank(), device, started
+    """Join the process group torchrun set up (if any): ``(rank, device, started_here)``
+    (:func:`landscape.distributed.join`)."""
+    from ..distributed import join
+    return join(device)
 
 
 # ------------------------------------------------------------------------------------ soft labels
@@ -343,7 +323,7 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
     ``recipe`` (the checkpoint's training loss, with its soft labels on the training split; its threat
     model is the recipe's training budget unless ``norm``/``eps`` are given).
     """
-    from .hessian import LOSSES, HessianOperator, LossSpec, _dist, make_batches, shard
+    from .hessian import LOSSES, HessianOperator, LossSpec, make_batches, shard
     ck = _load(checkpoint)
     if loss is not None and loss not in LOSSES:
         raise LandscapeError(f"unknown `loss` {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -373,7 +353,7 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
     x_adv = None
     if loss in ("adversarial", "recipe"):
         atk = make_attack(st.threat, "maxloss", attack, steps=attack_steps, n_queries=attack_queries, seed=seed)
-        rank, world = _dist()
+        rank, world = rank_world()
         # every rank attacks only the batches it owns
         x_adv = torch.empty_like(st.x)
         starts = list(range(0, len(st.x), batch_size))[rank::world]
@@ -390,7 +370,7 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
             meta["clean_ce"] = predict_stats(st.model, st.x[own], st.y[own], batch_size)[0]
             meta["adversarial_ce"] = predict_stats(st.model, x_adv[own], st.y[own], batch_size)[0]
     batches = make_batches(st.x, st.y, batch_size, x_adv=x_adv, targets=targets.to(st.device) if targets is not None else None)
-    rank, world = _dist()
+    rank, world = rank_world()
     batches = shard(batches, rank, world)
     spec = LossSpec(loss, recipe=ck.recipe if loss == "recipe" else None)
     op = HessianOperator(st.model, spec, batches, params=params, mode=mode, dtype=dtype, device=st.device,
@@ -554,7 +534,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     coeffs = [float(v) for v in np.linspace(lo, hi, grid)]
     b_coeffs = coeffs if dims == 2 else [0.0]
     labels = list(labels) if labels else checkpoint_labels(checkpoints)
-    rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    rank = rank_world()[0]
     frames, metas = [], []
     for j, path in enumerate(checkpoints):
         st = setup(path, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..attacks.base import model_mode
 from ..errors import LandscapeError
 from ..training.losses import cross_entropy
 
@@ -91,13 +92,11 @@ def evaluate_points(objective, offsets: Sequence[Mapping[str, torch.Tensor]]) ->
     totals = torch.zeros(P, dtype=torch.float64)
     correct = torch.zeros(P, dtype=torch.long)
     model = objective.model
-    saved = [(m, m.training) for m in model.modules()]
-    model.eval()
     if objective.mode == "fixed":
         objective.fixed_perturbations()
     if objective.mode == "recomputed" and objective.seed is not None:
         torch.manual_seed(objective.seed)
-    try:
+    with model_mode(model, "eval"):
         for i in range(0, n_all, objective.batch_size):
             sl = slice(i, i + objective.batch_size)
             xb, yb = objective.x[sl], objective.y[sl]
@@ -120,9 +119,6 @@ def evaluate_points(objective, offsets: Sequence[Mapping[str, torch.Tensor]]) ->
                 for p in range(P):
                     totals[p] += float(cross_entropy(logits[p], tb)) * (n / n_all)
                     correct[p] += int((logits[p].argmax(1) == yb).sum())
-    finally:
-        for m, was in saved:
-            m.training = was
     return [(float(totals[p]), float(correct[p]) / n_all) for p in range(P)]
 
 

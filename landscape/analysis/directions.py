@@ -111,7 +111,7 @@ def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "we
         from .estimators import lanczos_topk
         from .hessian import hessian_operator
     except ImportError:
-        raise LandscapeError("--directions hessian needs landscape.analysis.hessian, which is not available") from None
+        raise LandscapeError("`directions` hessian needs landscape.analysis.hessian, which is not available") from None
     model = objective.model
     if objective.mode == "clean":
         op = hessian_operator(model, objective.x, objective.y, loss="clean", batch_size=objective.batch_size,
@@ -158,7 +158,7 @@ def load_directions(path: str | Path, model_or_params=None, k: int | None = None
     except LandscapeError as e:
         raise LandscapeError(str(e).replace("checkpoint", "directions file")) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise LandscapeError(f"{path} is not a landscape directions file (save one with --save-directions)")
+        raise LandscapeError(f"{path} is not a landscape directions file (save one with `save_directions`)")
     dirs = data["directions"]
     if k is not None and len(dirs) < k:
         raise LandscapeError(f"{path} holds {len(dirs)} direction(s) but {k} are needed")

@@ -35,6 +35,9 @@ from .. import validate as _validate
 from ..errors import LandscapeError
 from ..progress import bar
 
+#: the trapezoidal rule: ``np.trapezoid`` (numpy >= 2), ``np.trapz`` before it (pyproject allows numpy >= 1.24)
+trapezoid = getattr(np, "trapezoid", None) or getattr(np, "trapz")
+
 
 # ------------------------------------------------------------------------------------- results
 @dataclass
@@ -108,7 +111,7 @@ class DensityResult:
         return {"n_v": len(self.nodes), "n_steps": int(max(len(t) for t in self.nodes)), "sigma": self.sigma,
                 "n_hvp": self.n_hvp, "wall_time_s": round(self.wall_time, 4),
                 "trace_estimate": self.trace_estimate,
-                "integral": float(np.trapezoid(self.density, self.grid))}
+                "integral": float(trapezoid(self.density, self.grid))}
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -124,9 +127,9 @@ def _matvec_t(op, v: np.ndarray) -> np.ndarray:
 def _check_k(op, k: int) -> None:
     n = op.shape[0]
     if int(k) != k or k <= 0:
-        raise LandscapeError(f"--topk must be a positive integer, got {k}")
+        raise LandscapeError(f"`k` must be a positive integer, got {k}")
     if k >= n:
-        raise LandscapeError(f"--topk {k} is too large: the Hessian has {n} parameters, so at most {n - 1} "
+        raise LandscapeError(f"`k` {k} is too large: the Hessian has {n} parameters, so at most {n - 1} "
                              "eigenvalues can be computed this way")
 
 
@@ -221,11 +224,11 @@ def power_iteration_pyhessian(op, k: int = 20, tol: float = 1e-3, maxiter: int =
     try:
         from pyhessian import hessian as PyHessian
     except ImportError:
-        raise LandscapeError("--method power needs the pyhessian package") from None
+        raise LandscapeError("`method` power needs the pyhessian package") from None
     _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
     if getattr(op, "distributed", False):
-        raise LandscapeError("--method power (pyhessian) does not run distributed; use --method lanczos")
+        raise LandscapeError("`method` power (pyhessian) does not run distributed; use `method` lanczos")
 
     class _BatchLoss(torch.nn.Module):
         # "inputs" of batch i are n_i copies of i, so that pyhessian weights batches by their size

@@ -63,6 +63,8 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator
 from torch import nn
 
+from ..attacks.base import model_mode
+from ..distributed import rank_world
 from ..errors import LandscapeError
 
 LOSSES = ("clean", "adversarial", "recipe")
@@ -96,7 +98,7 @@ def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, x_adv: to
                  targets: torch.Tensor | None = None) -> list[Batch]:
     """Cut a fixed sample into batches of ``batch_size`` (the last may be smaller)."""
     if batch_size <= 0:
-        raise LandscapeError(f"--batch-size must be positive, got {batch_size}")
+        raise LandscapeError(f"`batch_size` must be positive, got {batch_size}")
     out = []
     for s in range(0, len(y), batch_size):
         sl = slice(s, s + batch_size)
@@ -170,27 +172,8 @@ def select_parameters(model: nn.Module, pattern: str | Sequence[str] | None = No
            if any(fnmatch.fnmatchcase(n, pat) or (rx is not None and rx.search(n)) for pat, rx in zip(pats, regexes))]
     if not out:
         names = ", ".join(n for n, _ in named[:8]) + (", ..." if len(named) > 8 else "")
-        raise LandscapeError(f"--params {pattern!r} matches no parameter; names are like {names}")
+        raise LandscapeError(f"`params` {pattern!r} matches no parameter; names are like {names}")
     return out
-
-
-@contextmanager
-def _mode(model: nn.Module, mode: str):
-    saved = [(m, m.training) for m in model.modules()]
-    model.train(mode == "train")
-    try:
-        yield
-    finally:
-        for m, was in saved:
-            m.training = was
-
-
-def _dist():
-    """``(rank, world_size)`` when torch.distributed is initialised with more than one process."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def shard(batches: list, rank: int, world: int) -> list:
@@ -249,7 +232,7 @@ class HessianOperator(LinearOperator):
         self.torch_dtype = dtype
         self.device = device
         self.batches = [b.to(device, dtype) for b in batches]
-        if not self.batches and not (distributed or _dist()[1] > 1):
+        if not self.batches and not (distributed or rank_world()[1] > 1):
             raise LandscapeError("the Hessian needs at least one example")
         named = select_parameters(model, params)
         self.names = [n for n, _ in named]
@@ -257,7 +240,7 @@ class HessianOperator(LinearOperator):
         self.shapes = [tuple(p.shape) for p in self.params]
         self.numels = [p.numel() for p in self.params]
         self.n_params = int(sum(self.numels))
-        self.rank, self.world = _dist()
+        self.rank, self.world = rank_world()
         self.distributed = (self.world > 1) if distributed is None else bool(distributed)
         local = sum(b.n for b in self.batches)
         if n_total is None:
@@ -300,7 +283,7 @@ class HessianOperator(LinearOperator):
     @contextmanager
     def _context(self):
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()] if self.mode == "train" else []
-        with _mode(self.model, self.mode):
+        with model_mode(self.model, self.mode):
             try:
                 yield
             finally:

@@ -26,8 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..attacks.base import model_mode, run_attack
 from ..errors import LandscapeError
-from .objective import predict_stats, run_attack
+from .objective import predict_stats
 
 
 def interpolate_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable,
@@ -81,18 +82,15 @@ def recalibrate_bn(model: nn.Module, x_train: torch.Tensor, batch_size: int = 25
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return 0
-    modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, m.momentum) for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
     try:
-        for i in range(0, len(x_train), batch_size):
-            model(x_train[i:i + batch_size])
+        with model_mode(model, "train"):
+            for i in range(0, len(x_train), batch_size):
+                model(x_train[i:i + batch_size])
     finally:
-        for m, was in modes:
-            m.training = was
         for m, mom in momenta:
             m.momentum = mom
     return len(bns)
@@ -107,7 +105,7 @@ def interpolate_weights(model1: nn.Module, model2: nn.Module, x: torch.Tensor, y
         raise LandscapeError(f"unknown BatchNorm handling {bn!r}; use interpolate or recalibrate")
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model1.modules())
     if bn == "recalibrate" and has_bn and x_train is None:
-        raise LandscapeError("--bn-recalibrate needs training images")
+        raise LandscapeError("`bn`='recalibrate' needs training images in `x_train`")
     sd1 = {k: v.detach().clone() for k, v in model1.state_dict().items()}
     sd2 = {k: v.detach().clone() for k, v in model2.state_dict().items()}
     interpolate_state(sd1, sd2, 0.0)  # shape check before any work

@@ -144,7 +144,7 @@ def build_variants(compare: Sequence[str], y: torch.Tensor, num_classes: int, *,
     compare = [c.strip() for c in compare if c.strip()]
     bad = set(compare) - {"labels", "loss"}
     if bad:
-        raise LandscapeError(f"unknown --compare item {sorted(bad)[0]!r}; use labels, loss or labels,loss")
+        raise LandscapeError(f"unknown `compare` item {sorted(bad)[0]!r}; use labels, loss or labels,loss")
     out = {"hard-ce": {}}
     if "labels" in compare:
         t = soft_targets if soft_targets is not None else label_smoothing_targets(y, num_classes, smoothing)

@@ -29,6 +29,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from ..attacks.base import model_mode, run_attack
 from ..errors import LandscapeError
 from ..training.losses import cross_entropy
 
@@ -131,12 +132,7 @@ class LossObjective:
 
     # ------------------------------------------------------------------ perturbations
     def _attack_all(self) -> torch.Tensor:
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-        outs = []
-        for i in range(0, len(self.x), self.batch_size):
-            outs.append(self.attack(self.model, self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]))
-        return torch.cat(outs)
+        return run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed)
 
     def fixed_perturbations(self) -> torch.Tensor:
         """The adversarial examples at the centre (computed once, then held)."""
@@ -166,12 +162,10 @@ class LossObjective:
         return loss, correct
 
     def _loop(self, x_in: torch.Tensor, grad: bool):
-        mode_saved = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.bn == "train")
         total, correct = 0.0, 0
         grads = None
         n = len(self.x)
-        try:
+        with model_mode(self.model, self.bn):
             for i in range(0, n, self.batch_size):
                 sl = slice(i, i + self.batch_size)
                 tb = (self.targets if self.targets is not None else self.y)[sl]
@@ -184,9 +178,6 @@ class LossObjective:
                     grads = g if grads is None else [a + b for a, b in zip(grads, g)]
                 total += float(loss.detach()) * w
                 correct += int(c)
-        finally:
-            for m, was in mode_saved:
-                m.training = was
         return total, correct / n, grads
 
     def evaluate(self, offset: Mapping[str, torch.Tensor] | None = None, *,
@@ -223,36 +214,17 @@ class LossObjective:
 
 
 # ---------------------------------------------------------------------------- shared helpers
-def run_attack(attack: Callable, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-               seed: int | None = None, check: bool = True) -> torch.Tensor:
-    """Run ``attack`` over ``x`` in batches (seeded once), and check the results against its threat
-    model when the attack has one (an example outside the budget must never be counted)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    outs = [attack(model, x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    x_adv = torch.cat(outs) if outs else x.clone()
-    threat = getattr(attack, "threat", None)
-    if check and threat is not None and hasattr(threat, "assert_valid"):
-        threat.assert_valid(x, x_adv, what=f"{getattr(attack, 'name', 'attack')} examples")
-    return x_adv
-
-
 @torch.no_grad()
 def predict_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                   targets: torch.Tensor | None = None) -> tuple[float, float, torch.Tensor]:
     """``(mean cross-entropy, accuracy, per-example correct)`` of ``model`` in eval mode."""
-    saved = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        losses, correct = [], []
+    losses, correct = [], []
+    with model_mode(model, "eval"):
         for i in range(0, len(x), batch_size):
             logits = model(x[i:i + batch_size])
             t = (targets if targets is not None else y)[i:i + batch_size]
             losses.append(cross_entropy(logits, t, reduction="none"))
             correct.append(logits.argmax(1) == y[i:i + batch_size])
-    finally:
-        for m, was in saved:
-            m.training = was
     c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     loss = float(torch.cat(losses).mean()) if losses else float("nan")
     return loss, float(c.float().mean()) if len(c) else float("nan"), c

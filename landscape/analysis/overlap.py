@@ -28,7 +28,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .objective import predict_stats, run_attack
+from ..attacks.base import run_attack
+from .objective import predict_stats
 
 
 def perturbed_pixels(x: torch.Tensor, x_adv: torch.Tensor, tol: float = 0.0) -> torch.Tensor:

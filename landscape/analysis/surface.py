@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from .. import progress as _progress
+from ..distributed import rank_world
 from ..errors import LandscapeError
 from .cragginess import cragginess
 from .objective import LossObjective, plane_offset
@@ -82,13 +83,6 @@ def _save_partial(path: Path, key: str, config: Mapping, points: dict) -> None:
                                        default=str))
 
 
-def dist_rank_world() -> tuple[int, int]:
-    """``(rank, world)`` of an initialised ``torch.distributed`` group, else ``(0, 1)``."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, torch.Tensor]],
                     a_values: Sequence[float], b_values: Sequence[float] | None = None, *,
                     chunk_size: int | None = None, partial: str | Path | None = None,
@@ -110,7 +104,7 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
     b_values = [0.0] if d2 is None else [float(v) for v in (b_values if b_values is not None else a_values)]
     if not a_values or not b_values:
         raise LandscapeError("the surface grid is empty")
-    dr, dw = dist_rank_world()
+    dr, dw = rank_world()
     rank = dr if rank is None else rank
     world = dw if world is None else world
     na, nb = len(a_values), len(b_values)
@@ -160,7 +154,7 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
     mine_done = all(i in points for i in mine)
 
     gathered = world <= 1
-    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if world > 1 and rank_world()[1] > 1:
         import torch.distributed as dist
         flags = [None] * world if rank == 0 else None
         dist.gather_object((mine_done, {i: points[i] for i in mine if i in points}), flags, dst=0)

@@ -8,7 +8,10 @@ the output always lies in the attack's :class:`~landscape.threat.ThreatModel`.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -90,6 +93,68 @@ def watch(model: nn.Module, attack, stage: str | None = None, index: int | None 
     finally:
         handle.remove()
         rep.close()
+
+
+@dataclass
+class AttackedBatch:
+    """One batch of :func:`attack_batches`: where it starts, its inputs and labels (after ``prepare``),
+    the adversarial examples, what the runner returned (a cascade's result) and its seconds."""
+    start: int
+    x: torch.Tensor
+    y: torch.Tensor
+    x_adv: torch.Tensor
+    result: object
+    seconds: float
+
+
+def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
+                   check: bool = True, run: Callable | None = None, prepare: Callable | None = None,
+                   what: str | None = None) -> Iterator[AttackedBatch]:
+    """The one batched attack loop: run ``attack`` over ``(x, y)`` in batches of ``batch_size`` and
+    yield an :class:`AttackedBatch` per batch.
+
+    ``prepare(xb, yb) -> (xb, yb)`` turns a slice into the attack's input (device, dtype); ``run``
+    replaces ``attack(model, xb, yb)`` (a cascade's ``run``, whose result has ``x_adv``). With ``check``
+    (the default) every batch passes ``attack.threat.assert_valid`` before it is yielded: an example
+    outside the threat model is never counted. Only training attacks that deliberately leave it
+    (N-FGSM, noisy sPGD) are run with ``check=False``.
+    """
+    runner = run if run is not None else attack
+    threat = getattr(attack, "threat", None)
+    what = what or f"{getattr(attack, 'name', 'attack')} examples"
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        if prepare is not None:
+            xb, yb = prepare(xb, yb)
+        t0 = time.perf_counter()
+        out = runner(model, xb, yb)
+        seconds = time.perf_counter() - t0
+        x_adv = getattr(out, "x_adv", out).detach()
+        if check and threat is not None and hasattr(threat, "assert_valid"):
+            threat.assert_valid(xb, x_adv, what=what)
+        yield AttackedBatch(i, xb, yb, x_adv, out, seconds)
+
+
+def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
+               seed: int | None = None, check: bool = True, keep_rng: bool = False,
+               progress: bool | None = None, desc: str | None = None) -> torch.Tensor:
+    """The adversarial examples of ``attack`` over all of ``x`` (:func:`attack_batches`, checked
+    against the threat model unless ``check=False``). ``seed`` seeds torch's global generator once
+    before the first batch; with ``keep_rng`` the generator's state is restored afterwards. ``desc``
+    shows a progress bar over the batches (silenced like every bar)."""
+    state = torch.random.get_rng_state() if keep_rng else None
+    if seed is not None:
+        torch.manual_seed(int(seed))
+    try:
+        batches = attack_batches(attack, model, x, y, batch_size, check=check)
+        if desc is not None:
+            from ..progress import bar
+            batches = bar(batches, total=-(-len(x) // batch_size), desc=desc, progress=progress, unit="batch")
+        outs = [b.x_adv for b in batches]
+    finally:
+        if state is not None:
+            torch.random.set_rng_state(state)
+    return torch.cat(outs) if outs else x.clone()
 
 
 class Attack:

@@ -47,7 +47,7 @@ def describe_dataset(name: str, *, image_size: int | None = None, num_classes: i
             classes = [str(i) for i in range(int(num_classes))]
         c, size, names, mean, std = 3, int(image_size or DEFAULT_IMAGE_SIZE), list(classes), MEAN, STD
     if key != "imagefolder" and image_size and int(image_size) != size:
-        raise LandscapeError(f"{key} images are {size}x{size}; --image-size {image_size} does not apply")
+        raise LandscapeError(f"{key} images are {size}x{size}; `image_size` {image_size} does not apply")
     if classes is not None:
         names = list(classes)
     elif num_classes and int(num_classes) != len(names):

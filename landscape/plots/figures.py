@@ -1,4 +1,4 @@
-"""Combined figures and tables of the reproduction recipes (``figures/*.toml``).
+"""Combined figures and tables of the reproduction recipes (``landscape/recipes/*.toml``).
 
 Each builder reads results that ``landscape`` commands wrote (training runs' ``metrics.csv`` and
 ``final.json``, ``landscape eval`` and ``landscape interp`` JSON files) and writes one table

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..attacks.base import model_mode
+from ..attacks.base import attack_batches, model_mode
 
 
 @dataclass
@@ -59,15 +59,13 @@ def clean_accuracy(model, x, y, batch_size=500) -> float:
 
 def _robust(model, x, y, attack, threat=None, batch_size=500) -> float:
     correct = 0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        xa = attack(model, xb, yb)
+    for b in attack_batches(attack, model, x, y, batch_size, check=False):
         if threat is not None:  # never count an example outside the threat model as robust
-            ok = threat.is_valid(xb, xa)
+            ok = threat.is_valid(b.x, b.x_adv)
         else:
-            ok = torch.ones(len(xb), dtype=torch.bool, device=xb.device)
+            ok = torch.ones(len(b.x), dtype=torch.bool, device=b.x.device)
         with torch.no_grad(), model_mode(model, "eval"):
-            correct += int(((model(xa).argmax(1) == yb) & ok).sum())
+            correct += int(((model(b.x_adv).argmax(1) == b.y) & ok).sum())
     return correct / max(1, len(x))
 
 

@@ -45,6 +45,10 @@ from ..errors import LandscapeError
 from ..threat import parse_eps, parse_norm
 from .recipe import Recipe
 
+#: the training scales of a preset: ``paper`` (the authors' CIFAR-10 protocol) and ``small`` (the same
+#: recipe scaled for small-cnn on a CPU; see the module docstring). Not the reproduction recipes'
+#: ``quick``/``fmnist``/``paper`` (:data:`landscape.reproduce.SCALES`), which choose the commands'
+#: values, among them the ``--scale`` their ``train`` steps pass here.
 SCALES = ("paper", "small")
 
 #: the paper's default budget for each norm (CIFAR-10 scale)

@@ -4,7 +4,9 @@ A recipe says everything about *how* a model is trained adversarially, and nothi
 model or data: the threat model it is evaluated under (``norm``, ``eps``), the budget the training
 attack uses (``train_eps``, which may differ: the paper trains every l0 model at k=120 for k=20), the
 training attack (a registry name, its keyword arguments and its number of steps), the loss, soft labels, N-FGSM-style noise, the optimiser and the schedule.
-``recipe_version`` says which semantics a stored recipe has (see :data:`RECIPE_VERSION`).
+``recipe_version`` says which semantics a stored recipe has (see :data:`RECIPE_VERSION`). (A
+:class:`landscape.reproduce.ReproductionRecipe` is something else: the commands of one claim of the
+paper, at the reproduction scales quick/fmnist/paper.)
 
 Attacks are stored as plain fields, a name and its keyword arguments (``attack``/``attack_kwargs``,
 ``eval_attack``/``eval_attack_kwargs``, ``monitor_attack``/``monitor_attack_kwargs``), so that
@@ -388,7 +390,7 @@ class Recipe:
         known = {f.name: f for f in fields(self)}
         for item in settings or ():
             if "=" not in item:
-                raise LandscapeError(f"--set expects field=value, got {item!r}")
+                raise LandscapeError(f"`settings` expects field=value items, got {item!r}")
             key, _, raw = item.partition("=")
             key = key.strip().replace("-", "_")
             if key not in known:
