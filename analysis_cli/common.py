@@ -23,6 +23,23 @@ data_dir_option = click.option("--data-dir", default=None, type=click.Path(file_
                                help="folder holding datasets (searched first)")
 
 
+def sample_options(split: str = "test", n_examples_help: str = "[default: the budget's]"):
+    """The options of a command that attacks a sample of one checkpoint's data: ``--n-examples``,
+    ``--budget``, ``--split`` (default ``split``), ``--batch-size``, ``--device``, ``--seed`` and
+    ``--data-dir`` (interp, lipschitz, overlap, gradients)."""
+    other = "train" if split == "test" else "test"
+    options = [click.option("--n-examples", type=int, default=None, help=n_examples_help), budget_option,
+               click.option("--split", type=click.Choice([split, other]), default=split, show_default=True),
+               click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True),
+               device_option, seed_option, data_dir_option]
+
+    def deco(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return deco
+
+
 def strong_attack_options(what: str = "strong attack"):
     """``--strong-attack``, ``--strong-steps`` and ``--strong-queries`` (interp, overlap)."""
     def deco(f):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import budget_option, checkpoint_argument, checkpoint_label, claim_outputs, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import checkpoint_argument, checkpoint_label, claim_outputs, echo_table, sample_options, write_results
 
 
 @click.command()
@@ -15,13 +15,7 @@ from .common import budget_option, checkpoint_argument, checkpoint_label, claim_
 @click.option("--eps", default=None, help="budget (default: each checkpoint's)")
 @click.option("--scale-budget", is_flag=True, help="read the budget as a CIFAR-10 one and scale it to the image size")
 @click.option("--multi-steps", type=int, default=None, help="steps of the multi-step attack [default: the budget's, 100]")
-@click.option("--n-examples", type=int, default=None, help="[default: the budget's, 256]")
-@budget_option
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@device_option
-@seed_option
-@data_dir_option
+@sample_options("train", "[default: the budget's, 256]")
 def gradients(checkpoints, out, **opts):
     """l2 distance between the parameter gradients of the adversarial loss under the 1-step and under
     a multi-step attack, one row per checkpoint (l0: 1-step vs multi-step sPGD; l1: Fast-EG-style

@@ -74,15 +74,10 @@ def hessian(checkpoints, out, **opts):
     from landscape.analysis import api
     from landscape.plots.hessian import plot_spectra
 
-    from landscape import budgets
-
-    rank, opts["device"], _ = api.init_distributed(opts["device"])
-    fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "hessian"))
-    plan = budgets.prepare("hessian", checkpoints, opts, budget=opts.pop("budget"))
-    table, meta = api.hessian_spectrum(checkpoints, **opts)
-    meta["plan"] = plan.record()
-    if rank != 0:
+    done = _run_on_rank0("hessian", api.hessian_spectrum, checkpoints, out, opts)
+    if done is None:
         return
+    table, meta, plan, (fig_path, csv_path, json_path) = done
     cols = ["label", "rank", "eigenvalue", "residual", "converged"] + (["trace", "trace_stderr"] if opts["trace"] else [])
     echo_table(table[cols])
     for m in meta["checkpoints"]:
@@ -95,6 +90,22 @@ def hessian(checkpoints, out, **opts):
     plot_spectra(table, fig_path, traces={k: tuple(v) for k, v in meta["traces"].items()} or None,
                  title=_title(f"Top {opts['topk']} Hessian eigenvalues", m0, plan))
     click.echo(f"wrote {fig_path}, {csv_path}, {json_path}", err=True)
+
+
+def _run_on_rank0(command: str, compute, checkpoints, out, opts: dict):
+    """Join torchrun's process group (if any), claim the outputs, resolve the budget and run
+    ``compute(checkpoints, **opts)`` on every rank: ``(table, meta, plan, (figure, csv, json))`` on
+    rank 0, None on the others (rank 0 prints and writes)."""
+    from landscape.analysis import api
+
+    from landscape import budgets
+
+    rank, opts["device"], _ = api.init_distributed(opts["device"])
+    paths = out_paths(out or beside(checkpoints[0], command))
+    plan = budgets.prepare(command, checkpoints, opts, budget=opts.pop("budget"))
+    table, meta = compute(checkpoints, **opts)
+    meta["plan"] = plan.record()
+    return None if rank != 0 else (table, meta, plan, paths)
 
 
 @click.command("density")
@@ -111,15 +122,10 @@ def density(checkpoints, out, **opts):
     from landscape.analysis import api
     from landscape.plots.hessian import plot_density
 
-    from landscape import budgets
-
-    rank, opts["device"], _ = api.init_distributed(opts["device"])
-    fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "density"))
-    plan = budgets.prepare("density", checkpoints, opts, budget=opts.pop("budget"))
-    table, meta = api.hessian_density(checkpoints, **opts)
-    meta["plan"] = plan.record()
-    if rank != 0:
+    done = _run_on_rank0("density", api.hessian_density, checkpoints, out, opts)
+    if done is None:
         return
+    table, meta, plan, (fig_path, csv_path, json_path) = done
     for m in meta["checkpoints"]:
         click.echo(f"{m['label']}: trace ≈ {m['trace_estimate']:.4g}, density integral {m['integral']:.4f}, "
                    f"{m['n_hvp']} HVPs, {m['wall_time_s']:.2f} s")

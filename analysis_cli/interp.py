@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, strong_attack_options, write_results
+from .common import beside, checkpoint_argument, echo_table, out_paths, parse_range, sample_options, strong_attack_options, write_results
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 
@@ -27,13 +27,7 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--bn-recalibrate", is_flag=True, help="with --between: re-estimate BatchNorm statistics on training "
               "images at every α (default: interpolate the running statistics)")
 @click.option("--adversarial", is_flag=True, help="with --between: also the robust accuracy under --attack at every α")
-@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
-@budget_option
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@device_option
-@seed_option
-@data_dir_option
+@sample_options()
 def interp(checkpoint, alpha_text, out, no_strong, **opts):
     """Interpolate along the 1-step perturbation of CHECKPOINT (or towards --between's weights)."""
     from landscape.analysis import api

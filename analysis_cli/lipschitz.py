@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, parse_range, seed_option, write_results
+from .common import beside, checkpoint_argument, echo_table, out_paths, parse_range, sample_options, write_results
 
 
 @click.command()
@@ -26,13 +26,7 @@ from .common import beside, budget_option, checkpoint_argument, data_dir_option,
 @click.option("--eps", default=None)
 @click.option("--attack", default=None, help="attack [default: the natural 1-step attack]")
 @click.option("--attack-steps", type=int, default=None)
-@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
-@budget_option
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@device_option
-@seed_option
-@data_dir_option
+@sample_options()
 def lipschitz(checkpoint, out, radii, compare, **opts):
     """Lipschitz estimates of the recomputed adversarial loss of CHECKPOINT at several radii."""
     from landscape.analysis import api

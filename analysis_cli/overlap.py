@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, out_paths, seed_option, strong_attack_options, write_results
+from .common import beside, checkpoint_argument, checkpoint_label, out_paths, sample_options, strong_attack_options, write_results
 
 
 @click.command()
@@ -17,13 +17,7 @@ from .common import beside, budget_option, checkpoint_argument, checkpoint_label
 @click.option("--attack", default=None, help="training attack [default: the natural 1-step attack]")
 @click.option("--attack-steps", type=int, default=None, help="steps of the training attack (e.g. 20 for 20-step sPGD)")
 @strong_attack_options("second attack")
-@click.option("--n-examples", type=int, default=None, help="[default: the budget's]")
-@budget_option
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@device_option
-@seed_option
-@data_dir_option
+@sample_options()
 def overlap(checkpoint, out, **opts):
     """Per-image overlap of perturbed pixel locations: the paper's overlap rate (share of the strong
     attack's pixels the training attack also perturbs) and the IoU, over images where both attacks

@@ -30,22 +30,9 @@ import torch
 
 
 def quick_model(epochs: int, seed: int = 0):
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
-    train = load_dataset("fashion-mnist-mini", "train")
-    torch.manual_seed(seed)
-    model = build_model("small-cnn", **model_kwargs_for("small-cnn", train.describe()))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x_all, y_all = train.images.float() / 255, train.labels
-    for _ in range(epochs):
-        perm = torch.randperm(len(y_all))
-        for i in range(0, len(perm), 128):
-            idx = perm[i:i + 128]
-            loss = torch.nn.functional.cross_entropy(model(x_all[idx]), y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    from common import fit, small_cnn
+    model, x, y, _ = small_cnn("train", seed=seed)
+    return fit(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), epochs)
 
 
 def main():

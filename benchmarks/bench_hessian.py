@@ -17,27 +17,12 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def train_small_cnn(width: int, hidden: int, epochs: int, seed: int):
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
-    ds = load_dataset("fashion-mnist-mini", "train")
-    kw = model_kwargs_for("small-cnn", ds.describe(), width=width, hidden=hidden)
-    torch.manual_seed(seed)
-    model = build_model("small-cnn", **kw)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x_all, y_all = ds.images.float() / 255, ds.labels
-    for _ in range(epochs):
-        perm = torch.randperm(len(y_all))
-        for i in range(0, len(perm), 128):
-            idx = perm[i:i + 128]
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval(), kw, ds.describe()
+    from common import fit, small_cnn
+    model, x, y, kw = small_cnn("train", seed=seed, width=width, hidden=hidden)
+    return fit(model, x, y, torch.optim.Adam(model.parameters(), lr=2e-3), epochs), kw
 
 
 def main():
@@ -66,7 +51,7 @@ def main():
         ck = Checkpoint.load(a.checkpoint)
         model, test = ck.model(), ck.load_dataset("test")
     else:
-        model, _, _ = train_small_cnn(a.width, a.hidden, a.epochs, a.seed)
+        model, _ = train_small_cnn(a.width, a.hidden, a.epochs, a.seed)
         test = load_dataset("fashion-mnist-mini", "test")
     t_train = time.perf_counter() - t0
     sub = test.subset(a.n_examples, seed=a.seed)

@@ -9,7 +9,6 @@ on a grid×grid plane; prints seconds per point and the ratio to the evaluation 
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
@@ -20,24 +19,15 @@ os.environ.setdefault("LANDSCAPE_NO_PROGRESS", "1")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--grid", type=int, default=3)
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=256)
-    args = ap.parse_args()
-
+    from common import small_cnn, surface_args
+    args = surface_args(grid=3, batch_size=256)
     from landscape.analysis.directions import random_directions
     from landscape.analysis.objective import LossObjective, predict_stats
     from landscape.analysis.surface import compute_surface
     from landscape.attacks import training_attack
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
 
-    ds = load_dataset("fashion-mnist-mini", "test").subset(args.n, seed=0)
-    torch.manual_seed(0)
-    model = build_model("small-cnn", **model_kwargs_for("small-cnn", ds.describe(), width=args.width)).eval()
-    x, y = ds.images.float().div(255), ds.labels
+    model, x, y, _ = small_cnn("test", n=args.n, width=args.width)
+    model.eval()
     predict_stats(model, x, y, args.batch_size)  # warm-up
     reps = 5
     t0 = time.perf_counter()

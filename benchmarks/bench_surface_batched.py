@@ -10,7 +10,6 @@ a 3x3 plane; checks that both ways give the same grid.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
@@ -21,26 +20,16 @@ os.environ.setdefault("LANDSCAPE_NO_PROGRESS", "1")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--p", type=int, default=8)
-    ap.add_argument("--eps", type=int, default=1)
-    args = ap.parse_args()
-
+    from common import small_cnn, surface_args
+    args = surface_args(steps=5, p=8, eps=1)
     from landscape.analysis import api
     from landscape.analysis.directions import random_directions
     from landscape.analysis.objective import LossObjective
     from landscape.analysis.surface import compute_surface
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
     from landscape.threat import ThreatModel
 
-    ds = load_dataset("fashion-mnist-mini", "train").subset(args.n, seed=0)
-    torch.manual_seed(0)
-    model = build_model("small-cnn", **model_kwargs_for("small-cnn", ds.describe(), width=args.width)).eval()
-    x, y = ds.images.float().div(255), ds.labels
+    model, x, y, _ = small_cnn("train", n=args.n, width=args.width)
+    model.eval()
     atk = api.surface_attack(ThreatModel("l0", args.eps), steps=args.steps, seed=0)
     obj = LossObjective(model, x, y, "recomputed", atk, batch_size=args.n, seed=0)
     dirs = random_directions(model, 2, seed=0)

@@ -507,65 +507,28 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     non-zero rank of a process group ``df`` is None.
     """
     from ..attacks.base import budget_text
-    from . import directions as D
-    from .objective import MODES, LossObjective
     from .surface import compute_surface, tensor_digest
     if not checkpoints:
         raise LandscapeError("give at least one checkpoint")
-    if directions not in ("hessian", "random"):
-        raise LandscapeError(f"`directions` must be hessian or random, got {directions!r}")
-    if loss is not None and loss not in MODES:
-        raise LandscapeError(f"`loss` must be one of {', '.join(MODES)}, got {loss!r}")
-    if dims not in (1, 2):
-        raise LandscapeError(f"`dims` must be 1 or 2, got {dims!r}")
-    grid = _positive_int(grid, "grid")
-    if grid < 2:
-        raise LandscapeError("`grid` must be at least 2")
+    kind, (lo, hi), coeffs, b_coeffs = _surface_grid(directions, directions_from, loss, dims, grid, span)
     points_per_batch = _positive_int(points_per_batch, "points_per_batch")
     batch_size = _positive_int(batch_size, "batch_size")
     if chunk_size is not None:
         _positive_int(chunk_size, "chunk_size")
-    if directions_from is not None and not Path(directions_from).exists():
-        raise LandscapeError(f"directions file not found: {directions_from}")
-    kind = "file" if directions_from else directions
-    if span is None and directions_from:   # the range its directions were made for
-        span = DEFAULT_SPAN.get(D.load_directions(directions_from)[1].get("kind"), DEFAULT_SPAN["file"])
-    lo, hi = parse_span(span) if span is not None else DEFAULT_SPAN[kind]
-    coeffs = [float(v) for v in np.linspace(lo, hi, grid)]
-    b_coeffs = coeffs if dims == 2 else [0.0]
     labels = list(labels) if labels else checkpoint_labels(checkpoints)
     rank = rank_world()[0]
     frames, metas = [], []
     for j, path in enumerate(checkpoints):
         st = setup(path, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                    seed=seed, device=device, data_dir=data_dir)
-        mode = loss or ("recomputed" if st.threat is not None else "clean")
-        atk = None
-        if mode != "clean":
-            if st.threat is None:
-                raise LandscapeError(f"{path} is a clean checkpoint; give `norm` and `eps` for an adversarial loss")
-            atk = make_attack(st.threat, "surface", attack, steps=attack_steps, seed=seed)
-        obj = LossObjective(st.model, st.x, st.y, mode, atk, batch_size, seed=seed)
-        if points_per_batch > 1:
-            from .batched import batchable
-            why = batchable(obj)
-            if why:
-                raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
+        obj, atk = _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed)
         _note(f"surface {labels[j]}: {len(coeffs)}x{len(b_coeffs)} points on [{lo:g}, {hi:g}], {kind} directions, "
-              f"{mode} loss" + (f" under {budget_text(atk)}" if atk is not None else "")
+              f"{obj.mode} loss" + (f" under {budget_text(atk)}" if atk is not None else "")
               + f", {len(st.examples)} {split} examples", progress)
-        dinfo = {"kind": kind, "include_bn": include_bn, "seed": seed}
-        if directions_from:
-            dirs, saved_meta = D.load_directions(directions_from, st.model, k=dims)
-            dinfo.update({"file": str(directions_from), "saved": saved_meta})
-        elif directions == "hessian":
-            dirs, hinfo = D.hessian_directions(obj, k=dims, seed=seed)
-            dinfo.update(hinfo)
-            dinfo["of"] = f"the {mode} loss's Hessian at the centre" + (" (perturbations of the centre held)" if mode != "clean" else "")
-        else:
-            dirs = D.random_directions(st.model, k=dims, seed=seed, include_bn=include_bn)
+        dirs, dinfo = _surface_directions(obj, kind, directions_from, dims, include_bn, seed)
         if save_directions and j == 0 and rank == 0:
-            D.save_directions(save_directions, dirs, {"checkpoint": str(path), **{k: v for k, v in dinfo.items() if k != "saved"}})
+            from .directions import save_directions as _save
+            _save(save_directions, dirs, {"checkpoint": str(path), **{k: v for k, v in dinfo.items() if k != "saved"}})
         config = {"checkpoint": str(Path(str(path)).resolve()), "weights": tensor_digest(obj.center), "split": split,
                   "threat": st.threat.to_dict() if st.threat else None, "n_examples": len(st.examples)}
         ppath = None
@@ -577,7 +540,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
                                    points_per_batch=points_per_batch)
         if df is None:
             continue
-        meta.update({"label": labels[j], "directions": dinfo, "loss_mode": mode, "range": [lo, hi],
+        meta.update({"label": labels[j], "directions": dinfo, "loss_mode": obj.mode, "range": [lo, hi],
                      "attack": attack_config(atk) if atk is not None else None, **st.meta()})
         metas.append(meta)
         if not meta["complete"]:
@@ -588,6 +551,64 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     table = pd.concat(frames, ignore_index=True)[["checkpoint", "a", "b", "loss", "acc"]]
     return table, {"analysis": "surface", "complete": True, "surfaces": metas,
                    "cragginess": {m["label"]: m["cragginess"] for m in metas}}
+
+
+def _surface_grid(directions: str, directions_from, loss, dims, grid, span):
+    """The surface's options checked before any work: ``(kind of directions, (lo, hi), a values, b values)``."""
+    from . import directions as D
+    from .objective import MODES
+    if directions not in ("hessian", "random"):
+        raise LandscapeError(f"`directions` must be hessian or random, got {directions!r}")
+    if loss is not None and loss not in MODES:
+        raise LandscapeError(f"`loss` must be one of {', '.join(MODES)}, got {loss!r}")
+    if dims not in (1, 2):
+        raise LandscapeError(f"`dims` must be 1 or 2, got {dims!r}")
+    grid = _positive_int(grid, "grid")
+    if grid < 2:
+        raise LandscapeError("`grid` must be at least 2")
+    if directions_from is not None and not Path(directions_from).exists():
+        raise LandscapeError(f"directions file not found: {directions_from}")
+    kind = "file" if directions_from else directions
+    if span is None and directions_from:   # the range its directions were made for
+        span = DEFAULT_SPAN.get(D.load_directions(directions_from)[1].get("kind"), DEFAULT_SPAN["file"])
+    lo, hi = parse_span(span) if span is not None else DEFAULT_SPAN[kind]
+    coeffs = [float(v) for v in np.linspace(lo, hi, grid)]
+    return kind, (lo, hi), coeffs, (coeffs if dims == 2 else [0.0])
+
+
+def _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed):
+    """The loss a surface draws for one checkpoint: ``(LossObjective, attack or None)``."""
+    from .objective import LossObjective
+    mode = loss or ("recomputed" if st.threat is not None else "clean")
+    atk = None
+    if mode != "clean":
+        if st.threat is None:
+            raise LandscapeError(f"{path} is a clean checkpoint; give `norm` and `eps` for an adversarial loss")
+        atk = make_attack(st.threat, "surface", attack, steps=attack_steps, seed=seed)
+    obj = LossObjective(st.model, st.x, st.y, mode, atk, batch_size, seed=seed)
+    if points_per_batch > 1:
+        from .batched import batchable
+        why = batchable(obj)
+        if why:
+            raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
+    return obj, atk
+
+
+def _surface_directions(obj, kind: str, directions_from, dims: int, include_bn: bool, seed: int):
+    """The plane's directions and their description: from a file, the Hessian of ``obj`` or random."""
+    from . import directions as D
+    dinfo = {"kind": kind, "include_bn": include_bn, "seed": seed}
+    if kind == "file":
+        dirs, saved_meta = D.load_directions(directions_from, obj.model, k=dims)
+        dinfo.update({"file": str(directions_from), "saved": saved_meta})
+    elif kind == "hessian":
+        dirs, hinfo = D.hessian_directions(obj, k=dims, seed=seed)
+        dinfo.update(hinfo)
+        dinfo["of"] = (f"the {obj.mode} loss's Hessian at the centre"
+                       + (" (perturbations of the centre held)" if obj.mode != "clean" else ""))
+    else:
+        dirs = D.random_directions(obj.model, k=dims, seed=seed, include_bn=include_bn)
+    return dirs, dinfo
 
 
 def surface_panels(df: pd.DataFrame, meta: dict) -> list[dict]:

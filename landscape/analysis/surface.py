@@ -124,47 +124,24 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
     if objective.mode == "fixed":  # the held perturbations come from one seed, whatever resumes
         objective.seed = int(seed)
         objective.fixed_perturbations()
-    chunks_done = 0
     bar = _progress.bar(total=len(mine), initial=len(mine) - len(todo), desc="surface", progress=progress, unit="pt")
     try:
-        for start in range(0, len(todo), chunk_size):
-            if max_chunks is not None and chunks_done >= max_chunks:
-                break
-            block = todo[start:start + chunk_size]
-            objective.seed = int(seed)
-            for s in range(0, len(block), max(1, int(points_per_batch))):
-                group = block[s:s + max(1, int(points_per_batch))]
-                offsets = [plane_offset(d1, d2, a_values[i // nb], b_values[i % nb]) for i in group]
-                if len(group) == 1:
-                    values = [objective.evaluate(offsets[0])]
-                else:
-                    from .batched import evaluate_points
-                    values = evaluate_points(objective, offsets)
-                for i, v in zip(group, values):
-                    points[i] = v
-                bar.update(len(group))
-            chunks_done += 1
+        def save(chunks_done: int) -> None:
             if ppath:
                 _save_partial(ppath, key, cfg, points)
             if on_chunk is not None:
                 on_chunk(chunks_done)
+
+        def plane(i: int) -> dict:
+            return plane_offset(d1, d2, a_values[i // nb], b_values[i % nb])
+        _evaluate_chunks(objective, plane, todo, points, chunk_size=chunk_size, seed=seed, max_chunks=max_chunks,
+                         points_per_batch=points_per_batch, on_point=bar.update, on_chunk=save)
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
-    mine_done = all(i in points for i in mine)
-
-    gathered = world <= 1
-    if world > 1 and rank_world()[1] > 1:
-        import torch.distributed as dist
-        flags = [None] * world if rank == 0 else None
-        dist.gather_object((mine_done, {i: points[i] for i in mine if i in points}), flags, dst=0)
-        if rank != 0:
-            return None, {"complete": mine_done, "rank": rank, "world": world}
-        all_done = all(f[0] for f in flags)
-        points = {}
-        for f in flags:
-            points.update(f[1])
-        gathered, mine_done = True, all_done
+    gathered, mine_done, points = _gather(points, mine, rank, world)
+    if points is None:
+        return None, {"complete": mine_done, "rank": rank, "world": world}
     complete = mine_done and gathered and len(points) == total
 
     rows = [{"a": a_values[i // nb], "b": b_values[i % nb], "loss": v[0], "acc": v[1]} for i, v in sorted(points.items())]
@@ -178,6 +155,48 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
         if ppath and not keep_partial:
             ppath.unlink(missing_ok=True)
     return df, meta
+
+
+def _evaluate_chunks(objective: LossObjective, plane: Callable[[int], dict], todo: list[int], points: dict, *,
+                     chunk_size: int, seed: int, max_chunks: int | None, points_per_batch: int,
+                     on_point: Callable[[int], object], on_chunk: Callable[[int], None]) -> None:
+    """Evaluate the grid points ``todo`` into ``points`` (index -> (loss, acc)), ``chunk_size`` at a
+    time (each chunk reseeds the attack, then ``on_chunk(chunks done)`` saves), ``points_per_batch``
+    points per forward pass; stops after ``max_chunks`` chunks."""
+    per = max(1, int(points_per_batch))
+    for chunks_done, start in enumerate(range(0, len(todo), chunk_size)):
+        if max_chunks is not None and chunks_done >= max_chunks:
+            break
+        block = todo[start:start + chunk_size]
+        objective.seed = int(seed)
+        for s in range(0, len(block), per):
+            group = block[s:s + per]
+            offsets = [plane(i) for i in group]
+            if len(group) == 1:
+                values = [objective.evaluate(offsets[0])]
+            else:
+                from .batched import evaluate_points
+                values = evaluate_points(objective, offsets)
+            points.update(zip(group, values))
+            on_point(len(group))
+        on_chunk(chunks_done + 1)
+
+
+def _gather(points: dict, mine: list[int], rank: int, world: int) -> tuple[bool, bool, dict | None]:
+    """``(gathered, all done, points)``: under an initialised process group every rank sends its
+    points to rank 0 (the others get None); alone, this rank's own."""
+    mine_done = all(i in points for i in mine)
+    if not (world > 1 and rank_world()[1] > 1):
+        return world <= 1, mine_done, points
+    import torch.distributed as dist
+    flags = [None] * world if rank == 0 else None
+    dist.gather_object((mine_done, {i: points[i] for i in mine if i in points}), flags, dst=0)
+    if rank != 0:
+        return False, mine_done, None
+    merged = {}
+    for f in flags:
+        merged.update(f[1])
+    return True, all(f[0] for f in flags), merged
 
 
 def grid_array(df: pd.DataFrame, a_values, b_values, column: str = "loss") -> np.ndarray:

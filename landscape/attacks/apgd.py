@@ -34,7 +34,7 @@ import torch
 
 from ..errors import LandscapeError
 from .base import Attack
-from .losses import generator_for, get_loss
+from .losses import generator_for
 from .pgd import BestTracker, random_in_ball
 
 
@@ -70,17 +70,13 @@ class APGDL1(Attack):
                  sparsity: float = 0.05, loss: str = "ce", seed: int | None = None, norm: str = "l1",
                  mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
-        if int(steps) < 1 or int(restarts) < 1:
-            raise LandscapeError("APGD needs at least one step and one restart")
+        counts = self._counts(steps=steps, restarts=restarts)
         if not 0 < sparsity <= 1:
             raise LandscapeError(f"sparsity must be in (0, 1], got {sparsity}")
-        self.steps = int(steps)
-        self.restarts = int(restarts)
+        self.steps, self.restarts = counts["steps"], counts["restarts"]
         self.eta = float(eta)
         self.sparsity = float(sparsity)
-        self.loss = loss
-        self._loss = get_loss(loss)
-        self.seed = seed
+        self._set_loss(loss, seed)
 
     def _loss_grad(self, model, xa, y):
         xa = xa.detach().requires_grad_(True)

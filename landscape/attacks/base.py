@@ -174,6 +174,21 @@ class Attack:
             raise LandscapeError(f"{type(self).__name__} attacks {', '.join(self.norms)} perturbations, not {self.threat.norm}")
         self.mode = mode
 
+    def _counts(self, **counts) -> dict[str, int]:
+        """``counts`` (``steps=...``, ``restarts=...``) as integers, each at least 1 (else one error)."""
+        bad = [f"`{k}` {v}" for k, v in counts.items() if int(v) < 1]
+        if bad:
+            from ..errors import LandscapeError
+            raise LandscapeError(f"{type(self).__name__} needs {' and '.join(counts)} of at least 1, got {', '.join(bad)}")
+        return {k: int(v) for k, v in counts.items()}
+
+    def _set_loss(self, loss, seed: int | None) -> None:
+        """The loss the attack maximises (a name of :data:`landscape.attacks.losses.LOSSES`) and its seed."""
+        from .losses import get_loss
+        self.loss = loss
+        self._loss = get_loss(loss)
+        self.seed = seed
+
     @property
     def eps(self) -> float:
         return self.threat.eps

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .base import Attack
-from .losses import generator_for, get_loss
+from .losses import generator_for
 from .pgd import normalized, random_in_ball
 
 
@@ -66,9 +66,7 @@ class FGSM(Attack):
         super().__init__(eps, norm, mode=mode)
         self.alpha = float(alpha) if alpha is not None else self.eps
         self.random_start = bool(random_start)
-        self.loss = loss
-        self._loss = get_loss(loss)
-        self.seed = seed
+        self._set_loss(loss, seed)
 
     def perturb(self, model, x, y):
         return projected_one_step(self, model, x, y, start_radius=self.eps if self.random_start else 0.0,
@@ -87,9 +85,7 @@ class NFGSM(Attack):
         self.noise = float(noise)
         self.alpha = float(alpha) if alpha is not None else self.eps
         self.within_budget = bool(within_budget)
-        self.loss = loss
-        self._loss = get_loss(loss)
-        self.seed = seed
+        self._set_loss(loss, seed)
 
     @property
     def output_radius(self) -> float:

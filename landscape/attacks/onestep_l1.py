@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from .base import Attack
 from .fgsm import projected_one_step
-from .losses import get_loss
 
 
 class OneStepL1(Attack):
@@ -35,9 +34,7 @@ class OneStepL1(Attack):
         super().__init__(eps, norm, mode=mode)
         self.alpha = float(alpha) if alpha is not None else self.eps
         self.init = float(init)
-        self.loss = loss
-        self._loss = get_loss(loss)
-        self.seed = seed
+        self._set_loss(loss, seed)
 
     def perturb(self, model, x, y):
         return projected_one_step(self, model, x, y, start_radius=self.init * self.eps, step_norm="l2")

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import LandscapeError
 from .base import Attack
-from .losses import generator_for, get_loss
+from .losses import generator_for
 
 
 def random_in_ball(x: torch.Tensor, norm: str, eps: float, gen) -> torch.Tensor:
@@ -87,15 +87,11 @@ class PGD(Attack):
                  alpha: float | None = None, loss: str = "ce", random_start: bool = True,
                  seed: int | None = None, mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
-        if int(steps) < 1 or int(restarts) < 1:
-            raise LandscapeError("PGD needs at least one step and one restart")
-        self.steps = int(steps)
-        self.restarts = int(restarts)
+        counts = self._counts(steps=steps, restarts=restarts)
+        self.steps, self.restarts = counts["steps"], counts["restarts"]
         self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / self.steps
-        self.loss = loss
-        self._loss = get_loss(loss)
         self.random_start = bool(random_start)
-        self.seed = seed
+        self._set_loss(loss, seed)
 
     def perturb(self, model, x, y):
         gen = generator_for(self.seed, x.device)

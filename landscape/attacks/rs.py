@@ -53,17 +53,14 @@ class SparseRS(Attack):
     def __init__(self, eps: float = 20, n_queries: int = 10000, *, p_init: float = 0.8, loss: str = "margin",
                  restarts: int = 1, seed: int | None = None, norm: str = "l0", mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
-        if int(n_queries) < 1:
-            raise LandscapeError(f"Sparse-RS needs at least one query, got {n_queries}")
+        self.n_queries = self._counts(n_queries=n_queries)["n_queries"]
         if loss not in ("margin", "ce"):
             raise LandscapeError(f"Sparse-RS minimises 'margin' or 'ce', not {loss!r}")
         if not 0 < p_init <= 1:
             raise LandscapeError(f"p_init must be in (0, 1], got {p_init}")
-        self.n_queries = int(n_queries)
         self.p_init = float(p_init)
-        self.loss = loss
+        self._set_loss(loss, seed)
         self.restarts = int(restarts)
-        self.seed = seed
 
     def _objective(self, model, x, y):
         logits = model(x)

@@ -39,7 +39,7 @@ import torch
 
 from ..errors import LandscapeError
 from .base import Attack
-from .losses import generator_for, get_loss
+from .losses import generator_for
 
 
 def topk_mask(m: torch.Tensor, k: int) -> torch.Tensor:
@@ -78,22 +78,18 @@ class SparsePGD(Attack):
                  random_start: bool = True, early_stop: bool = True, track_best: bool = True,
                  seed: int | None = None, norm: str = "l0", mode: str = "eval"):
         super().__init__(eps, norm, mode=mode)
-        if int(steps) < 1:
-            raise LandscapeError(f"sparse-PGD needs at least one step, got {steps}")
+        self.steps = self._counts(steps=steps)["steps"]
         if not 0 < magnitude <= 1:
             raise LandscapeError(f"the sparse-PGD magnitude bound must be in (0, 1], got {magnitude}")
-        self.steps = int(steps)
         self.projected = bool(projected)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.patience = int(patience)
         self.magnitude = float(magnitude)
-        self.loss = loss
-        self._loss = get_loss(loss)
+        self._set_loss(loss, seed)
         self.random_start = bool(random_start)
         self.early_stop = bool(early_stop)
         self.track_best = bool(track_best)
-        self.seed = seed
         if projected:
             self.name = "spgd-projected"
 

@@ -24,18 +24,44 @@ from landscape.threat import ThreatModel
 from .test_surface import make_ckpt
 
 
-def test_nothing_in_the_library_imports_the_cli():
-    root = Path(__file__).resolve().parents[2] / "landscape"
-    offenders = []
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _imports(root: Path):
+    """``(file, line, absolute module)`` of every import in the files under ``root`` (a package folder
+    of the repository), relative ones resolved, function-level imports included."""
     for path in root.rglob("*.py"):
+        package = list(path.relative_to(REPO).parts[:-1])  # the package the file's imports are relative to
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = []
             if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            if any(n == "analysis_cli" or n.startswith("analysis_cli.") for n in names):
-                offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+                for a in node.names:
+                    yield path, node.lineno, a.name
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                yield path, node.lineno, module
+                for a in node.names:  # `from . import x` may import the module x
+                    yield path, node.lineno, f"{module}.{a.name}"
+
+
+def _under(module: str, names) -> bool:
+    return any(module == n or module.startswith(n + ".") for n in names)
+
+
+def test_nothing_in_the_library_imports_the_cli():
+    offenders = [f"{p.relative_to(REPO)}:{line} {m}" for p, line, m in _imports(REPO / "landscape")
+                 if _under(m, ["analysis_cli"])]
+    assert not offenders, offenders
+
+
+def test_plots_import_results_never_commands():
+    """The figure code draws results; it imports no command (the CLI, the checkpoint-level analysis
+    layer, the trainer, the reproduction runner)."""
+    commands = ["analysis_cli", "landscape.analysis.api", "landscape.training.trainer", "landscape.reproduce",
+                "landscape.report", "landscape.budgets"]
+    seen = list(_imports(REPO / "landscape" / "plots"))
+    assert any(m == "landscape.plots.save_figure" for _, _, m in seen)  # relative imports are resolved
+    offenders = [f"{p.relative_to(REPO)}:{line} {m}" for p, line, m in seen if _under(m, commands)]
     assert not offenders, offenders
 
 

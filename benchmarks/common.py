@@ -1,0 +1,46 @@
+"""What several benchmarks share: a small-cnn on fashion-mnist-mini and a plain training loop.
+
+The benchmark scripts run as ``python benchmarks/<script>.py``, so this folder is on ``sys.path``
+and they import it as ``from common import small_cnn, fit``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def small_cnn(split: str = "train", *, n: int | None = None, seed: int = 0, **model_kwargs):
+    """``(model, x, y, kwargs)``: a small-cnn (untrained, seeded with ``seed``) for fashion-mnist-mini and
+    the ``split``'s images as floats in [0,1] (the first ``n`` of a seeded subset when given)."""
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", split)
+    if n is not None:
+        ds = ds.subset(n, seed=0)
+    kw = model_kwargs_for("small-cnn", ds.describe(), **model_kwargs)
+    torch.manual_seed(seed)
+    model = build_model("small-cnn", **kw)
+    return model, ds.images.float() / 255, ds.labels, kw
+
+
+def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: int, batch_size: int = 128):
+    """``epochs`` of plain cross-entropy training in shuffled batches; returns the model in eval mode."""
+    for _ in range(epochs):
+        perm = torch.randperm(len(y))
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def surface_args(**defaults: int):
+    """The surface benchmarks' options: ``--n`` (examples, 256), ``--width`` (small-cnn width, 32) and
+    an integer option per keyword (``--batch-size`` for ``batch_size=256``)."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    for name, default in {"n": 256, "width": 32, **defaults}.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    return ap.parse_args()
