@@ -19,7 +19,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -36,18 +35,10 @@ def quick_model(epochs: int, seed: int = 0):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--train-epochs", type=int, default=2)
-    ap.add_argument("--eps", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--spgd-steps", type=int, default=20)
-    ap.add_argument("--n-images", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=10000)
-    ap.add_argument("--queries", type=int, default=10000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (the model is trained on the CPU, then moved)")
-    args = ap.parse_args()
+    from common import options
+    args = options(data_dir="/usr/share/datasets/fashion-mnist", train_epochs=2, eps=20, batch=100, spgd_steps=20,
+                   n_images=200, steps=10000, queries=10000, repeats=3,
+                   device=("cpu", "cpu, cuda or auto (the model is trained on the CPU, then moved)"))
 
     from landscape.attacks import SparseAutoAttack, SparsePGD
     from landscape.data import load_dataset

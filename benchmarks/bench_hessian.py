@@ -10,7 +10,6 @@ checkpoint is given.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -26,20 +25,10 @@ def train_small_cnn(width: int, hidden: int, epochs: int, seed: int):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--n-examples", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=250)
-    ap.add_argument("--topk", type=int, default=20)
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--hidden", type=int, default=200)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lanczos-tol", type=float, default=1e-3)
-    ap.add_argument("--power-tol", type=float, default=1e-3)
-    ap.add_argument("--power-maxiter", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="write the numbers as JSON here")
-    a = ap.parse_args()
+    from common import options
+    a = options(checkpoint=None, n_examples=1000, batch_size=250, topk=20, width=32, hidden=200, epochs=2,
+                lanczos_tol=1e-3, power_tol=1e-3, power_maxiter=100, seed=0,
+                out=(None, "write the numbers as JSON here"))
 
     from landscape.analysis.estimators import lanczos_topk, power_iteration_pyhessian
     from landscape.analysis.hessian import hessian_operator

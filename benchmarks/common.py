@@ -36,11 +36,19 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: i
     return model.eval()
 
 
-def surface_args(**defaults: int):
-    """The surface benchmarks' options: ``--n`` (examples, 256), ``--width`` (small-cnn width, 32) and
-    an integer option per keyword (``--batch-size`` for ``batch_size=256``)."""
+def options(**defaults):
+    """Parse the script's options: one ``--name`` per keyword, typed by its default (int, float,
+    else text); a ``(default, help)`` pair adds a help line."""
     import argparse
     ap = argparse.ArgumentParser()
-    for name, default in {"n": 256, "width": 32, **defaults}.items():
-        ap.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    for name, default in defaults.items():
+        default, help_text = default if isinstance(default, tuple) else (default, None)
+        kind = type(default) if isinstance(default, (int, float)) else str
+        ap.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=help_text)
     return ap.parse_args()
+
+
+def surface_args(**defaults: int):
+    """The surface benchmarks' options: ``--n`` (examples, 256), ``--width`` (small-cnn width, 32) and
+    the keywords' (``--batch-size`` for ``batch_size=256``)."""
+    return options(n=256, width=32, **defaults)
