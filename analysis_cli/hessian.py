@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, budget_option, checkpoint_argument, checkpoint_label, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
+from .common import beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table, out_paths, seed_option, write_results
 
 LOSS_HELP = ("clean; adversarial (perturbations found once at the checkpoint by the strong loss-keeping attack, "
              "held fixed); recipe (the checkpoint's training loss: soft labels, trade-off, TRADES). "

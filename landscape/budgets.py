@@ -398,7 +398,8 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     sample = ck.load_dataset(split, data_dir=opts.get("data_dir")).subset(min(int(opts.get("batch_size") or 256), 64), seed=0)
     p.estimate(model, sample.images.float().div(255).to(dev), int(opts.get("batch_size") or 256))
     p.seconds *= len(checkpoints)
-    if announce and _announce_enabled() and int(os.environ.get("RANK", "0")) == 0:
+    from .distributed import from_env
+    if announce and _announce_enabled() and from_env().is_main:
         p.announce()
     return p
 

@@ -36,6 +36,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    local_world: int = 1
 
     @property
     def enabled(self) -> bool:
@@ -48,8 +49,9 @@ class DistInfo:
 
 def from_env() -> DistInfo:
     """The rank layout torchrun put in the environment (a single process when absent)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    def var(name: str, default: int) -> int:
+        return int(os.environ.get(name, "") or default)
+    return DistInfo(var("RANK", 0), var("WORLD_SIZE", 1), var("LOCAL_RANK", 0), var("LOCAL_WORLD_SIZE", 1))
 
 
 def rank_world() -> tuple[int, int]:

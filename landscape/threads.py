@@ -49,7 +49,8 @@ def default_threads(cores: int | None = None, load: float | None = None, local_p
     cores = available_cores() if cores is None else int(cores)
     load = _busy_cores() if load is None else float(load)
     if local_procs is None:
-        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        from .distributed import from_env
+        local_procs = from_env().local_world
     free = math.floor(cores - load + 0.5)
     return max(1, min(cores, free) // max(1, local_procs))
 

@@ -36,7 +36,6 @@ turns them into its flags (``--n-examples``).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence

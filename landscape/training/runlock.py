@@ -167,7 +167,8 @@ def locks_run_folder(train):
     @functools.wraps(train)
     def locked(*args, **kwargs):
         out = kwargs.get("out")
-        if out is None or int(os.environ.get("RANK", "0") or 0) != 0:
+        from ..distributed import from_env
+        if out is None or not from_env().is_main:
             return train(*args, **kwargs)
         folder = Path(out)
         created = not folder.exists()
