@@ -46,7 +46,7 @@ class _Bar(tqdm):
         _open.append(self)
 
     def close(self):
-        if self in _open:
+        if _open is not None and self in _open:  # None while the interpreter shuts down
             _open.remove(self)
         super().close()
 
