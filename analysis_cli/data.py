@@ -19,10 +19,12 @@ def list_cmd(data_dir):
     from landscape.data import DATASETS
     from landscape.data.catalog import locate
 
+    from . import _flags  # the hints name library arguments (`data_dir`): print them as flags
+
     width = max(len(n) for n in DATASETS)
     for name in DATASETS:
         found, hint = locate(name, data_dir)
-        click.echo(f"{name:<{width}}  " + (f"found: {found}" if found else f"not found; {hint}"))
+        click.echo(f"{name:<{width}}  " + (f"found: {found}" if found else f"not found; {_flags(hint)}"))
 
 
 @data.command("show")

@@ -76,7 +76,7 @@ def _spec(name: str) -> dict:
 
 def how_to_get(name: str) -> str:
     s = _spec(name)
-    return (f"download {s['url']} (md5 {s['md5']}) into --data-dir or {default_cache()}, "
+    return (f"download {s['url']} (md5 {s['md5']}) into `data_dir` or {default_cache()}, "
             "or run any command that loads it while online")
 
 

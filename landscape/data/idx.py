@@ -51,7 +51,7 @@ SOURCES = {
         "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                     "Bag", "Ankle boot"],
         "mean": (0.2860,), "std": (0.3530,),
-        "hint": "install Debian's package (apt-get install dataset-fashion-mnist) or pass --data-dir",
+        "hint": "install Debian's package (apt-get install dataset-fashion-mnist) or pass `data_dir`",
     },
     "mnist": {
         "urls": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
@@ -65,7 +65,7 @@ SOURCES = {
         "system": ["/usr/share/datasets/mnist"],
         "classes": [str(i) for i in range(10)],
         "mean": (0.1307,), "std": (0.3081,),
-        "hint": "put the four IDX .gz files in --data-dir/mnist",
+        "hint": "put the four IDX .gz files in `data_dir`/mnist",
     },
 }
 

@@ -36,7 +36,7 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val", "test")}
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-HOW_TO_GET = ("pass --data-dir pointing at a folder with train/<class>/*.jpg and val/<class>/*.jpg "
+HOW_TO_GET = ("pass `data_dir` pointing at a folder with train/<class>/*.jpg and val/<class>/*.jpg "
               "(the ImageNet-100 layout)")
 
 

@@ -56,7 +56,7 @@ def test_unreadable_images_are_skipped_with_a_warning(folder):
 
 
 def test_errors(tmp_path, folder):
-    with pytest.raises(DataNotFoundError, match="--data-dir"):
+    with pytest.raises(DataNotFoundError, match="`data_dir`"):  # the library names its argument
         load_dataset("imagefolder", "train")
     with pytest.raises(DataNotFoundError, match="not a folder"):
         load_dataset("imagefolder", "train", data_dir=tmp_path / "missing")
