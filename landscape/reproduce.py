@@ -46,7 +46,7 @@ from .errors import LandscapeError
 #: the scales of a reproduction recipe (which values fill its commands): ``quick`` runs in seconds (the
 #: test suite), ``fmnist`` on Fashion-MNIST on 2 CPU cores, ``paper`` the paper's CIFAR-10 settings.
 #: Not the training presets' ``small``/``paper`` (:data:`landscape.training.presets.SCALES`), which
-#: a recipe's ``train`` steps choose for themselves.
+#: the trainer picks from the model a ``train`` step builds.
 SCALES = ("quick", "fmnist", "paper")
 
 
@@ -70,8 +70,9 @@ class ReproductionRecipe:
     Not a :class:`landscape.training.recipe.Recipe` (the settings of one training run): a
     reproduction recipe names the ``landscape`` commands of a claim, and its *scales* are
     ``quick`` (the test suite), ``fmnist`` (Fashion-MNIST on 2 CPU cores) and ``paper`` (CIFAR-10,
-    GPU), which pick the values its commands are filled with; the training scales ``small`` and
-    ``paper`` of the presets are a training option those commands may pass on (``--scale``)."""
+    GPU), which pick the values its commands are filled with. The training scales ``small`` and
+    ``paper`` of the presets are something else: the trainer picks one from the model it builds
+    (:func:`landscape.training.presets.scale_for`)."""
 
     name: str
     title: str

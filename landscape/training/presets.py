@@ -46,9 +46,9 @@ from ..threat import parse_eps, parse_norm
 from .recipe import Recipe
 
 #: the training scales of a preset: ``paper`` (the authors' CIFAR-10 protocol) and ``small`` (the same
-#: recipe scaled for small-cnn on a CPU; see the module docstring). Not the reproduction recipes'
-#: ``quick``/``fmnist``/``paper`` (:data:`landscape.reproduce.SCALES`), which choose the commands'
-#: values, among them the ``--scale`` their ``train`` steps pass here.
+#: recipe scaled for small-cnn on a CPU; see the module docstring), chosen by :func:`scale_for` from
+#: the model. Not the reproduction recipes' ``quick``/``fmnist``/``paper``
+#: (:data:`landscape.reproduce.SCALES`), which choose the values their commands are filled with.
 SCALES = ("paper", "small")
 
 #: the paper's default budget for each norm (CIFAR-10 scale)
