@@ -43,6 +43,8 @@ def _titled(panels, meta, plan):
               help="reuse a saved direction file (compare checkpoints on one plane)")
 @click.option("--save-directions", type=click.Path(dir_okay=False), default=None, help="save the directions used")
 @click.option("--include-bn", is_flag=True, help="random directions: move biases and BatchNorm parameters too")
+@click.option("--tol", type=float, default=None,
+              help="hessian directions: Lanczos relative tolerance [default 1e-4 float32]")
 @click.option("--dims", type=click.IntRange(1, 2), default=2, show_default=True, help="2 for a plane, 1 for a line")
 @click.option("--grid", "--steps", "grid", type=click.IntRange(2, 401), default=None,
               help="points per axis")

@@ -491,7 +491,8 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
                  norm=None, eps=None, scale_budget: bool = False, n_examples: int = 256, split: str = "train",
                  batch_size: int = 256, points_per_batch: int = 1, chunk_size: int | None = None,
                  partial=None, max_chunks: int | None = None, device="cpu", seed: int = 0, data_dir=None,
-                 progress: bool | None = None, labels: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, dict]:
+                 progress: bool | None = None, labels: Sequence[str] | None = None,
+                 tol: float | None = None) -> tuple[pd.DataFrame | None, dict]:
     r"""Loss surfaces :math:`L(\theta_0 + a d_1 + b d_2)` of each checkpoint, with cragginess numbers.
 
     ``loss``: ``recomputed`` (default with a threat model: the :func:`surface_attack` re-run at every
@@ -501,7 +502,8 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     (filter-normalised Gaussian, range ±1); ``directions_from`` a saved direction file.
     ``points_per_batch`` > 1 evaluates that many grid points in one forward pass (stacked weights,
     :mod:`landscape.analysis.batched`); results equal the one-point-at-a-time ones.
-    ``partial``: a path prefix for resumable partial results (one file per checkpoint).
+    ``partial``: a path prefix for resumable partial results (one file per checkpoint). ``tol``: the
+    Lanczos tolerance of the Hessian directions (None: the solver's default).
     Returns ``(df, meta)``; ``meta["complete"]`` is False when ``max_chunks`` stopped early; on a
     non-zero rank of a process group ``df`` is None.
     """
@@ -512,6 +514,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     kind, (lo, hi), coeffs, b_coeffs = _surface_grid(directions, directions_from, loss, dims, grid, span)
     points_per_batch = _positive_int(points_per_batch, "points_per_batch")
     batch_size = _positive_int(batch_size, "batch_size")
+    _validate.solver_options(tol=tol)
     if chunk_size is not None:
         _positive_int(chunk_size, "chunk_size")
     labels = list(labels) if labels else checkpoint_labels(checkpoints)
@@ -524,7 +527,7 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
         _note(f"surface {labels[j]}: {len(coeffs)}x{len(b_coeffs)} points on [{lo:g}, {hi:g}], {kind} directions, "
               f"{obj.mode} loss" + (f" under {budget_text(atk)}" if atk is not None else "")
               + f", {len(st.examples)} {split} examples", progress)
-        dirs, dinfo = _surface_directions(obj, kind, directions_from, dims, include_bn, seed)
+        dirs, dinfo = _surface_directions(obj, kind, directions_from, dims, include_bn, seed, tol)
         if save_directions and j == 0 and rank == 0:
             from .directions import save_directions as _save
             _save(save_directions, dirs, {"checkpoint": str(path), **{k: v for k, v in dinfo.items() if k != "saved"}})
@@ -593,7 +596,8 @@ def _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_
     return obj, atk
 
 
-def _surface_directions(obj, kind: str, directions_from, dims: int, include_bn: bool, seed: int):
+def _surface_directions(obj, kind: str, directions_from, dims: int, include_bn: bool, seed: int,
+                        tol: float | None = None):
     """The plane's directions and their description: from a file, the Hessian of ``obj`` or random."""
     from . import directions as D
     dinfo = {"kind": kind, "include_bn": include_bn, "seed": seed}
@@ -601,7 +605,7 @@ def _surface_directions(obj, kind: str, directions_from, dims: int, include_bn: 
         dirs, saved_meta = D.load_directions(directions_from, obj.model, k=dims)
         dinfo.update({"file": str(directions_from), "saved": saved_meta})
     elif kind == "hessian":
-        dirs, hinfo = D.hessian_directions(obj, k=dims, seed=seed)
+        dirs, hinfo = D.hessian_directions(obj, k=dims, seed=seed, tol=tol)
         dinfo.update(hinfo)
         dinfo["of"] = (f"the {obj.mode} loss's Hessian at the centre"
                        + (" (perturbations of the centre held)" if obj.mode != "clean" else ""))

@@ -96,7 +96,8 @@ def random_directions(model_or_params, k: int = 2, *, seed: int = 0, norm: str =
     return [random_direction(model_or_params, generator=g, norm=norm, include_bn=include_bn) for _ in range(k)]
 
 
-def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "weights") -> tuple[list[dict], dict]:
+def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "weights",
+                       tol: float | None = None) -> tuple[list[dict], dict]:
     """The top-``k`` Hessian eigenvectors of ``objective``'s loss at its centre, as directions.
 
     Uses :mod:`landscape.analysis.hessian` (operator) and Lanczos top-k from
@@ -105,7 +106,7 @@ def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "we
     the perturbations jump). Eigenvectors are unit vectors; with ``scale="weights"`` (default) each is
     rescaled to the norm a filter-normalised direction has (``sqrt(Σ ||θ_l||²)`` over the parameters
     with two or more dimensions), so one ``--range`` means the same distance for both kinds of plane;
-    ``scale="unit"`` keeps them unit. Returns ``(directions, {"eigenvalues": [...], ...})``.
+    ``scale="unit"`` keeps them unit; ``tol`` is Lanczos's relative tolerance (None: its default). Returns ``(directions, {"eigenvalues": [...], ...})``.
     """
     try:
         from .estimators import lanczos_topk
@@ -121,7 +122,7 @@ def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "we
         x_adv = objective.fixed_perturbations()
         op = hessian_operator(model, objective.x, objective.y, loss="adversarial", x_adv=x_adv,
                               batch_size=objective.batch_size, targets=objective.targets)
-    res = lanczos_topk(op, k=k, seed=seed)
+    res = lanczos_topk(op, k=k, seed=seed, tol=tol)
     vecs = np.asarray(res.eigenvectors)
     target = float(np.sqrt(sum(float(w.double().norm() ** 2) for w in objective.center.values() if w.dim() > 1)))
     out = []

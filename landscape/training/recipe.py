@@ -229,10 +229,16 @@ class Recipe:
     def _check_attacks(self):
         # every attack is a valid spec (a known name, arguments it takes; earlier argument names read
         # as today's): an error now, not at the end of a training run
-        from ..attacks.spec import AttackSpec
+        from ..attacks.spec import AttackSpec, attack_for
+        defaults = {"attack": ("spgd1", "train"), "eval_attack": ("saa", "strong"), "monitor_attack": ("spgd", "monitor")}
         for key in ("attack", "eval_attack", "monitor_attack"):
             try:
                 spec = AttackSpec(getattr(self, key))
+                name, role = defaults[key]
+                if self.norm not in spec.norms and spec.name == name and not getattr(self, key + "_kwargs"):
+                    # a recipe of another norm that names no attack: the role table's attack of its norm
+                    spec = attack_for(self.norm, role)
+                    setattr(self, key + "_kwargs", dict(spec.options))
                 if self.norm not in spec.norms:
                     raise LandscapeError(f"attack {spec.name} is for {'/'.join(spec.norms)} perturbations, "
                                          f"not {self.norm}")

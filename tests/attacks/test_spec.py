@@ -150,3 +150,12 @@ def test_a_recipe_refuses_an_attack_of_another_norm_when_it_is_made():
     with pytest.raises(LandscapeError, match="eval_attack: attack apgd"):
         Recipe(name="x", norm="l0", eps=20, eval_attack="apgd")
     assert Recipe(name="x", norm="l0", eps=20, attack="spgd1").attack == "spgd1"
+
+
+def test_a_recipe_of_another_norm_that_names_no_attack_gets_its_norms_attacks():
+    from landscape.attacks.spec import attack_for
+    from landscape.training.recipe import Recipe
+    r = Recipe(name="x", norm="linf", eps=8 / 255)
+    assert r.attack == attack_for("linf", "train").name and r.eval_attack == attack_for("linf", "strong").name
+    assert r.monitor_attack == attack_for("linf", "monitor").name
+    assert Recipe.from_dict(r.to_dict()) == r
