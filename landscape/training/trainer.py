@@ -42,7 +42,7 @@ from ..errors import LandscapeError
 from ..evaluation import robust_accuracy
 from ..models import ARCHS, build_model, model_kwargs_for
 from ..progress import bar
-from . import distributed as ddp
+from .. import distributed as ddp
 from ..attacks.spgd import sparse_noise
 from .losses import KLObjective, PairForward, loss_from_logits
 from .monitor import COMonitor, clean_accuracy
