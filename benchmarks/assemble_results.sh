@@ -13,6 +13,8 @@ RUNS=${1:-runs/reproduce}
   echo
   "${PYTHON:-python}" benchmarks/make_results_tables.py "$RUNS"
   echo
+  sed -e 's/^# /### /' benchmarks/sections/recipe_v2_seeds.md
+  echo
   sed -e 's/^# /### /' benchmarks/sections/recipe_v2.md
   for s in training attacks hessian surface reference threads readme_commands; do
     echo
