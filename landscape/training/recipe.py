@@ -230,12 +230,13 @@ class Recipe:
         # every attack is a valid spec (a known name, arguments it takes; earlier argument names read
         # as today's): an error now, not at the end of a training run
         from ..attacks.spec import AttackSpec, attack_for
-        defaults = {"attack": ("spgd1", "train"), "eval_attack": ("saa", "strong"), "monitor_attack": ("spgd", "monitor")}
-        for key in ("attack", "eval_attack", "monitor_attack"):
+        field_default = {f.name: f.default for f in fields(self)}
+        roles = {"attack": "train", "eval_attack": "strong", "monitor_attack": "monitor"}
+        for key, role in roles.items():
             try:
                 spec = AttackSpec(getattr(self, key))
-                name, role = defaults[key]
-                if self.norm not in spec.norms and spec.name == name and not getattr(self, key + "_kwargs"):
+                if (self.norm not in spec.norms and spec.name == field_default[key]
+                        and not getattr(self, key + "_kwargs")):
                     # a recipe of another norm that names no attack: the role table's attack of its norm
                     spec = attack_for(self.norm, role)
                     setattr(self, key + "_kwargs", dict(spec.options))

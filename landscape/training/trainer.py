@@ -478,6 +478,7 @@ def prepare(recipe=None, *, norm=None, eps=None, dataset="fashion-mnist-mini", d
               accum=torch.zeros(5, dtype=torch.float64, device=dev))
     _restore(run)
     _write_header(run, len(train_ds))
+    run.existing = None  # its state is in the model and optimiser now; do not hold a second copy
     return run
 
 
@@ -500,6 +501,8 @@ def resolve_recipe(recipe=None, *, norm=None, eps=None, arch: str, shape, change
         from ..budgets import smoke_training
         recipe = get_preset(recipe, norm, eps, scale=scale_for(arch))
         recipe = smoke_training(recipe.replace(**(changes or {})).with_settings(list(settings)), settings)
+    elif changes or settings:  # a Recipe given with changes: they apply to it too, never silently dropped
+        recipe = recipe.replace(**changes or {}).with_settings(list(settings))
     recipe.threat.check_shape(shape)
     recipe.train_threat.check_shape(shape)
     return recipe

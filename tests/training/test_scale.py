@@ -41,3 +41,11 @@ def test_the_cli_passes_the_preset_by_name(monkeypatch):
     assert seen["recipe"] == "sat-1step" and seen["changes"] == {"epochs": 2}
     assert list(seen["settings"]) == ["noise=true"] and seen["dataset"] == "cifar10"
     assert default_run_folder("fast-ls-l0", "l0", 20) == "runs/fast-ls-l0-l0-20"
+
+
+def test_changes_apply_to_a_given_recipe_too():
+    """A Recipe passed with changes or settings gets them (they used to be applied only to names)."""
+    base = get_preset("fast-ls-l0", "l0", 20, scale="small")
+    r = resolve_recipe(base, arch="small-cnn", shape=(1, 28, 28), changes={"epochs": 2}, settings=["trades_beta=3"])
+    assert (r.epochs, r.trades_beta) == (2, 3.0) and base.epochs != 2
+    assert resolve_recipe(base, arch="small-cnn", shape=(1, 28, 28)) == base
