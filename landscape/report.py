@@ -100,16 +100,29 @@ def summarize(meta: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                              "centre loss": (m.get("center") or {}).get("loss"), "loss min": m.get("loss_min"),
                              "loss max": m.get("loss_max"), "second difference": c.get("second_diff"),
                              "total variation": c.get("total_variation"), "local minima": c.get("local_minima"),
+                             "jump ratio": c.get("jump_ratio"), "jump fraction": c.get("jump_fraction"),
                              "grid": m.get("grid")})
             return pd.DataFrame(rows), "cragginess per surface (the grid is in the CSV)"
         if kind == "overlap":
             keys = [("clean_acc", "clean acc"), ("acc_onestep", "1-step acc"), ("acc_strong", "strong acc"),
                     ("mean_iou_both_succeed", "mean IoU (both succeed)"), ("n_both_succeed", "images (both succeed)"),
                     ("mean_iou_all", "mean IoU (all)"), ("n_all", "images (all)")]
-            row = {label: meta.get(k) for k, label in keys if k in meta}
+            keys += [("mean_rate_all", "mean overlap rate (all)"),
+                     ("mean_rate_both_succeed", "mean overlap rate (both succeed)")]
+            row = {"model": meta.get("label")} if meta.get("label") else {}
+            row.update({label: meta.get(k) for k, label in keys if k in meta})
             if "iou" in df:
                 row["median IoU (all)"] = float(df["iou"].median())
+            if "overlap_rate" in df and df["overlap_rate"].notna().any():
+                row["median overlap rate"] = float(df["overlap_rate"].median())
             return pd.DataFrame([row]), "pixel-location overlap (per-image rows in the CSV)"
+        if kind == "gradients" and {"checkpoint", "grad_distance"} <= set(df.columns):
+            keys = [("checkpoint", "model"), ("norm", "norm"), ("eps", "eps"), ("grad_distance", "gradient distance"),
+                    ("relative_distance", "relative distance"), ("grad_norm_onestep", "gradient norm (1-step)"),
+                    ("grad_norm_multistep", "gradient norm (multi-step)"), ("acc_onestep", "acc (1-step)"),
+                    ("acc_multistep", "acc (multi-step)")]
+            t = df[[k for k, _ in keys if k in df]].rename(columns=dict(keys))
+            return t, "l2 distance between the parameter gradients at the 1-step and the multi-step perturbations"
         if kind == "lipschitz" and {"variant", "radius"} <= set(df.columns):
             cols = [c for c in ("loss_lip", "grad_lip", "grad_lip_fixed", "delta_l2", "loc_change") if c in df]
             t = df.groupby(["variant", "radius"], sort=False)[cols].mean().reset_index()

@@ -311,10 +311,14 @@ SEED_COLUMNS = ("clean", "worst-case", "saa", "spgd", "spgd-projected", "rs", "f
 
 
 def _seed_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int], scale: str) -> dict[str, list]:
-    """``{table name: [rows of seed s, ...]}`` for the tables the recipe's figure wrote per seed."""
+    """``{table name: [rows of seed s, ...]}`` for the tables the recipe's figure wrote per seed; a
+    recipe without a table builder (the analysis recipes) gets one table per result its steps wrote,
+    summarised per model as the report summarises it (:func:`landscape.report.summarize`)."""
     spec = recipe.figure or {}
     names = {"results_table": [spec.get("name", "table")],
-             "co_curves": [spec.get("name", "co") + "_summary"]}.get(spec.get("builder"), [])
+             "co_curves": [spec.get("name", "co") + "_summary"]}.get(spec.get("builder"))
+    if names is None:
+        return _summary_tables(recipe, out_root, seeds)
     found = {}
     for name in names:
         per_seed = []
@@ -327,38 +331,75 @@ def _seed_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int], s
     return found
 
 
+def _summary_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int]) -> dict[str, list]:
+    """Per-model summaries (key ``model``) of every analysis result of the recipe, one list per seed."""
+    import pandas as pd
+
+    from .report import summarize
+
+    first = seed_root(out_root, seeds[0]) / recipe.name
+    stems = sorted(p.stem for p in first.glob("*.json") if p.name != "reproduce.json" and not p.stem.endswith("_seeds"))
+    found = {}
+    for stem in stems:
+        per_seed = []
+        for s in seeds:
+            path = seed_root(out_root, s) / recipe.name / f"{stem}.json"
+            if not path.exists():
+                raise LandscapeError(f"seed {s} of {recipe.name} has no result {path}; run it first")
+            data = json.loads(path.read_text())
+            if not (isinstance(data, dict) and {"rows", "meta"} <= set(data)):
+                break
+            table, _ = summarize(data["meta"] or {}, pd.DataFrame(data["rows"]))
+            if "model" not in table:
+                break
+            per_seed.append(table.to_dict("records"))
+        else:
+            found[stem] = per_seed
+    return found
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def aggregate_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: list[int], scale: str = "fmnist") -> list[Path]:
     """Mean ± standard deviation over seeds of every numeric column of the recipe's tables.
 
     Writes ``OUT/<name>/<table>_seeds.csv``/``.json`` (one row per model: ``<col>_mean``,
     ``<col>_sd`` (sample sd, ddof=1), ``<col>_seeds`` (the per-seed values), ``co_seeds``: how many
-    seeds were flagged CO) and ``<table>_seeds.md`` (the table as a person reads it) and a bar chart
-    with the seeds' spread."""
+    seeds were flagged CO), ``<table>_seeds.md`` (the table as a person reads it) and a chart with the
+    seeds' spread. The accuracy tables (``results_table``, ``co_curves``) summarise
+    :data:`SEED_COLUMNS`; the analysis recipes every column of their per-model summaries (eigenvalues,
+    cragginess, gradient distances, overlap rates), a column equal in every seed (a budget) kept as it is."""
     import statistics
 
     import pandas as pd
 
-    from .plots.figures import seed_bars, write_table
+    from .plots.figures import seed_bars, seed_points, write_table
 
     out_root = Path(out_root)
     out = out_root / recipe.name
     out.mkdir(parents=True, exist_ok=True)
     made = []
+    accuracy = (recipe.figure or {}).get("builder") in ("results_table", "co_curves")
     for name, per_seed in _seed_tables(recipe, out_root, seeds, scale).items():
-        key = "label" if "label" in per_seed[0][0] else "run"
+        key = "label" if "label" in per_seed[0][0] else ("run" if accuracy else "model")
         labels = [r[key] for r in per_seed[0]]
+        columns = SEED_COLUMNS if accuracy else [c for c in per_seed[0][0] if c != key]
         rows = []
         for label in labels:
             got = [next((r for r in rows_s if r.get(key) == label), None) for rows_s in per_seed]
             if any(g is None for g in got):
                 raise LandscapeError(f"{recipe.name}: row {label!r} is missing in some seed's {name} table")
             row = {key: label, "seeds": len(seeds)}
-            for col in SEED_COLUMNS:
+            for col in columns:
                 vals = [g.get(col) for g in got]
-                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                if not accuracy and len({repr(v) for v in vals}) == 1:
+                    row[col] = vals[0]
+                elif all(_number(v) for v in vals):
                     row[f"{col}_mean"] = statistics.fmean(vals)
                     row[f"{col}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                    row[f"{col}_seeds"] = [round(v, 4) for v in vals]
+                    row[f"{col}_seeds"] = [round(v, 6) for v in vals]
             if all("co" in g for g in got):
                 row["co_seeds"] = sum(bool(g["co"]) for g in got)
             rows.append(row)
@@ -368,11 +409,33 @@ def aggregate_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: lis
                 "sd": "sample standard deviation over seeds (ddof=1)"}
         stem = out / f"{name}_seeds"
         write_table(df, meta, stem)
-        md = seeds_markdown(df, key, len(seeds))
+        title = f"{recipe.title} ({len(seeds)} seeds, mean ± sd)"
+        if accuracy:
+            md = seeds_markdown(df, key, len(seeds))
+            figs = seed_bars(df, key, stem.with_suffix(".png"), title=title)
+        else:
+            md = summary_markdown(df, key, columns)
+            figs = seed_points(df, key, stem.with_suffix(".png"), title=f"{name}: {title}")
         atomic_write_text(stem.with_suffix(".md"), md)
-        made += [stem.with_suffix(".md"), *seed_bars(df, key, stem.with_suffix(".png"),
-                                                     title=f"{recipe.title} ({len(seeds)} seeds, mean ± sd)")]
+        made += [stem.with_suffix(".md"), *figs]
     return made
+
+
+def summary_markdown(df, key: str, columns) -> str:
+    """An analysis summary over seeds as markdown: ``mean ± sd`` (3 significant digits) where the seeds
+    differ, the value itself where they agree."""
+    shown = [c for c in columns if f"{c}_mean" in df or c in df]
+    lines = ["| " + " | ".join([key, *shown]) + " |", "|" + "---|" * (len(shown) + 1)]
+    for _, r in df.iterrows():
+        cells = [str(r[key])]
+        for c in shown:
+            if isinstance(r.get(f"{c}_seeds"), list):
+                cells.append(f"{r[f'{c}_mean']:.3g} ± {r[f'{c}_sd']:.2g}")
+            else:
+                v = r.get(c)
+                cells.append(f"{v:.4g}" if _number(v) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def seeds_markdown(df, key: str, n: int) -> str:

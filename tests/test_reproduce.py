@@ -240,3 +240,32 @@ def test_the_done_ledger_is_locked_while_it_is_updated(tmp_path):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(lock) as other:  # released afterwards
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_analysis_recipes_are_aggregated_over_seeds_per_model(tmp_path):
+    """The analysis recipes (no table builder) get mean ± sd over seeds of their per-model summaries:
+    eigenvalues, gradient distances, overlap rates; a column equal in every seed stays as it is."""
+    import json
+    import statistics
+
+    from landscape.reproduce import aggregate_seeds, load_recipe, recipes_dir, seed_root
+
+    top = {0: (30.0, 1.5), 1: (12.0, 1.3), 2: (60.0, 1.4)}
+    for s, (l0, l2) in top.items():
+        d = seed_root(tmp_path, s) / "hessian"
+        d.mkdir(parents=True)
+        rows = [{"label": f"{m} · {n}", "rank": r, "eigenvalue": lam / r, "converged": True}
+                for m, n, lam in (("l0-model", "l0(eps=1)", l0), ("l2-model", "l2(eps=0.25)", l2)) for r in (1, 2)]
+        (d / "norms.json").write_text(json.dumps({"meta": {"analysis": "hessian"}, "rows": rows}))
+        grads = [{"checkpoint": "l0-model", "norm": "l0", "eps": 1.0, "grad_distance": l0 / 10, "relative_distance": 0.5}]
+        (d / "gradients.json").write_text(json.dumps({"meta": {"analysis": "gradients"}, "rows": grads}))
+        (d / "reproduce.json").write_text("{}")
+    made = aggregate_seeds(load_recipe(recipes_dir() / "hessian.toml"), tmp_path, [0, 1, 2])
+    assert {p.name for p in made} >= {"norms_seeds.md", "norms_seeds.png", "gradients_seeds.md"}
+    norms = json.loads((tmp_path / "hessian" / "norms_seeds.json").read_text())["rows"]
+    l0 = next(r for r in norms if r["model"].startswith("l0-model"))
+    assert l0["λ_max_mean"] == pytest.approx(34.0) and l0["λ_max_sd"] == pytest.approx(statistics.stdev([30, 12, 60]))
+    assert l0["λ_max_seeds"] == [30.0, 12.0, 60.0] and l0["eigenvalues"] == 2  # equal in every seed: kept
+    grads = json.loads((tmp_path / "hessian" / "gradients_seeds.json").read_text())["rows"]
+    assert grads[0]["gradient distance_mean"] == pytest.approx(3.4) and grads[0]["relative distance"] == 0.5
+    assert "34 ± 24" in (tmp_path / "hessian" / "norms_seeds.md").read_text()

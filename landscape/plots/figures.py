@@ -73,6 +73,47 @@ def seed_bars(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "") -
     return [png]
 
 
+def seed_points(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "", most: int = 6) -> list[Path]:
+    """An analysis summary over seeds: one panel per quantity that differs between seeds (at most
+    ``most``), each model's mean ± sd as a point with whiskers and every seed's value as a dot; a
+    quantity that spans more than two decades gets a log axis (labelled so)."""
+    import numpy as np
+
+    png = Path(png)
+    cols = [c[:-5] for c in df.columns if c.endswith("_mean")][:most]
+    if not cols:
+        return []
+    n = len(df)
+    names = [str(v).split(" · ")[0] for v in df[key]]
+    width = max(3.2, 0.45 * n + 1.6)
+    fig, axes = plt.subplots(1, len(cols), figsize=(width * len(cols), 3.8), squeeze=False)
+    xs = np.arange(n)
+    for ax, col in zip(axes[0], cols):
+        mean, sd = df[f"{col}_mean"].to_numpy(float), df[f"{col}_sd"].to_numpy(float)
+        ax.errorbar(xs, mean, yerr=sd, fmt="s", color="C0", capsize=4, ms=5, label="mean ± sd")
+        for x, vals in zip(xs, df[f"{col}_seeds"]):
+            ax.plot([x] * len(vals), vals, "o", ms=3, color="C3", alpha=0.7)
+        ax.plot([], [], "o", ms=3, color="C3", label="one seed")
+        values = np.concatenate([np.asarray(v, float) for v in df[f"{col}_seeds"]])
+        finite = values[np.isfinite(values)]
+        if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100:
+            ax.set_yscale("log")
+            ax.set_ylabel(f"{col} (log scale)", fontsize=8)
+        else:
+            ax.set_ylabel(col, fontsize=8)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=7)
+        ax.set_xlim(-0.6, n - 0.4)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, int(14 * width * len(cols))), fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, png)
+    return [png]
+
+
 def _eval_summary(path: str | Path) -> dict:
     """``{stage: accuracy}`` plus clean, worst-case and seconds from a ``landscape eval`` JSON."""
     data = _read_json(path)
