@@ -224,7 +224,8 @@ def run_recipe(recipe: ReproductionRecipe, out_root: str | Path, scale: str = "f
         raise LandscapeError("running recipe steps in process needs `run_command` (the CLI's main function)")
     root = Path(out_root)
     out = root / recipe.name
-    out.mkdir(parents=True, exist_ok=True)
+    if not dry_run:  # a dry run prints the commands and writes nothing
+        out.mkdir(parents=True, exist_ok=True)
     done_file = root / ".done.json"
     done = json.loads(done_file.read_text()) if done_file.exists() else {}
     commands = recipe.commands(scale, out, root, seed)

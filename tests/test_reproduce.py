@@ -269,3 +269,14 @@ def test_analysis_recipes_are_aggregated_over_seeds_per_model(tmp_path):
     grads = json.loads((tmp_path / "hessian" / "gradients_seeds.json").read_text())["rows"]
     assert grads[0]["gradient distance_mean"] == pytest.approx(3.4) and grads[0]["relative distance"] == 0.5
     assert "34 ± 24" in (tmp_path / "hessian" / "norms_seeds.md").read_text()
+
+
+def test_a_dry_run_writes_nothing(tmp_path):
+    from landscape.reproduce import load_recipe, recipes_dir, run_recipe, run_seeds
+
+    lines = []
+    recipe = load_recipe(recipes_dir() / "hessian.toml")
+    run_recipe(recipe, tmp_path / "out", "fmnist", dry_run=True, echo=lines.append)
+    run_seeds(recipe, tmp_path / "out", [0, 1], "fmnist", dry_run=True, echo=lines.append)
+    assert not (tmp_path / "out").exists()
+    assert any("--seed 1" in line for line in lines) and len(lines) == 9 * 3 + 2
