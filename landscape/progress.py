@@ -51,11 +51,30 @@ class _Bar(tqdm):
         super().close()
 
 
+def refresh_seconds() -> float:
+    """Seconds between two redraws of a bar: 0.1 on a terminal; on a pipe or a log file (``nohup
+    landscape ... > log``) ``LANDSCAPE_PROGRESS_INTERVAL`` (default 30), so a log holds a readable
+    line every half minute instead of ten redraws a second."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        return 0.1
+    try:
+        return max(0.0, float(os.environ.get("LANDSCAPE_PROGRESS_INTERVAL", 30)))
+    except ValueError:
+        return 30.0
+
+
 def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
         progress: bool | None = None, initial: int = 0, unit: str = "it") -> "tqdm":
-    """Return a tqdm progress bar on stderr (disabled when progress is off)."""
+    """Return a tqdm progress bar on stderr (disabled when progress is off; redrawn every
+    :func:`refresh_seconds`)."""
+    every = refresh_seconds()
     return _Bar(iterable, total=total, desc=desc, disable=not enabled(progress), file=sys.stderr,
-                initial=initial, unit=unit, dynamic_ncols=True, leave=False)
+                initial=initial, unit=unit, dynamic_ncols=True, leave=False, mininterval=every,
+                maxinterval=max(every, 10.0))
 
 
 def track(iterable: Iterable[T], **kwargs) -> Iterator[T]:
@@ -134,8 +153,12 @@ class AttackReport:
         for cb in list(_listeners):
             cb(self.event(done))
         shown = [b for b in _open if not getattr(b, "disable", True)]
-        if shown and not done:
-            shown[-1].set_postfix_str(self.text(), refresh=True)
+        if shown and not done:  # the text always; a redraw at the bar's own pace (a log: every 30 s)
+            b = shown[-1]
+            b.set_postfix_str(self.text(), refresh=False)
+            if time.time() - getattr(b, "last_print_t", 0.0) >= b.mininterval:
+                b.refresh()
+                b.last_print_t = time.time()
 
     def close(self) -> None:
         self.emit(done=True)

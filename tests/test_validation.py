@@ -107,3 +107,27 @@ def test_progress_text_and_start_line(tiny_cnn, tiny_batch, monkeypatch, capsys)
     evaluate(tiny_cnn, x, y, SparsePGD(eps=1, steps=3, seed=0), batch_size=3)
     first = capsys.readouterr().err.strip().splitlines()[0]
     assert first.startswith("eval: 6 images, spgd at l0(eps=1), 3 steps")
+
+
+def test_progress_in_a_log_file_is_redrawn_every_half_minute(monkeypatch, tmp_path):
+    """On a pipe or a log file a bar redraws every LANDSCAPE_PROGRESS_INTERVAL seconds (default 30),
+    not ten times a second; on a terminal every 0.1 s."""
+    import sys
+
+    from landscape import progress
+
+    monkeypatch.delenv("LANDSCAPE_PROGRESS_INTERVAL", raising=False)
+    monkeypatch.delenv("LANDSCAPE_NO_PROGRESS", raising=False)
+    with open(tmp_path / "log", "w") as log:
+        monkeypatch.setattr(sys, "stderr", log)
+        assert progress.refresh_seconds() == 30.0
+        monkeypatch.setenv("LANDSCAPE_PROGRESS_INTERVAL", "5")
+        b = progress.bar(total=1000, desc="work")
+        assert b.mininterval == 5.0
+        for _ in range(1000):
+            b.update(1)
+        b.close()
+    text = (tmp_path / "log").read_text()
+    assert text.count("work") <= 3, text      # drawn at the start (and the end), not 1,000 times
+    monkeypatch.setattr(sys, "stderr", type("T", (), {"isatty": lambda self: True, "write": print})())
+    assert progress.refresh_seconds() == 0.1
