@@ -317,7 +317,8 @@ def _seed_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int], s
     summarised per model as the report summarises it (:func:`landscape.report.summarize`)."""
     spec = recipe.figure or {}
     names = {"results_table": [spec.get("name", "table")],
-             "co_curves": [spec.get("name", "co") + "_summary"]}.get(spec.get("builder"))
+             "co_curves": [spec.get("name", "co") + "_summary"],
+             "interp_table": [spec.get("name", "table2")]}.get(spec.get("builder"))
     if names is None:
         return _summary_tables(recipe, out_root, seeds)
     found = {}

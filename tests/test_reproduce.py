@@ -280,3 +280,18 @@ def test_a_dry_run_writes_nothing(tmp_path):
     run_seeds(recipe, tmp_path / "out", [0, 1], "fmnist", dry_run=True, echo=lines.append)
     assert not (tmp_path / "out").exists()
     assert any("--seed 1" in line for line in lines) and len(lines) == 9 * 3 + 2
+
+
+def test_table2_of_the_interp_recipe_is_aggregated_over_seeds(tmp_path):
+    import json
+
+    from landscape.reproduce import aggregate_seeds, load_recipe, recipes_dir, seed_root
+
+    for s, acc in ((0, 70.0), (1, 80.0)):
+        d = seed_root(tmp_path, s) / "interp"
+        d.mkdir(parents=True)
+        rows = [{"model": "eps_train 20", "alpha=0": 80.0, "alpha=1": acc, "sAA": 5.0}]
+        (d / "table2.json").write_text(json.dumps({"meta": {}, "rows": rows}))
+    aggregate_seeds(load_recipe(recipes_dir() / "interp.toml"), tmp_path, [0, 1])
+    row = json.loads((tmp_path / "interp" / "table2_seeds.json").read_text())["rows"][0]
+    assert row["alpha=1_mean"] == 75.0 and row["alpha=0"] == 80.0 and row["sAA"] == 5.0
