@@ -321,16 +321,15 @@ def _seed_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int], s
              "interp_table": [spec.get("name", "table2")]}.get(spec.get("builder"))
     if names is None:
         return _summary_tables(recipe, out_root, seeds)
-    found = {}
-    for name in names:
-        per_seed = []
-        for s in seeds:
-            path = seed_root(out_root, s) / recipe.name / f"{name}.json"
-            if not path.exists():
-                raise LandscapeError(f"seed {s} of {recipe.name} has no table {path}; run it first")
-            per_seed.append(json.loads(path.read_text())["rows"])
-        found[name] = per_seed
-    return found
+    return {name: [_seed_result(recipe, out_root, s, name)["rows"] for s in seeds] for name in names}
+
+
+def _seed_result(recipe: ReproductionRecipe, out_root: Path, seed: int, name: str) -> dict:
+    """The result ``name`` (``<name>.json``) of ``recipe`` in seed ``seed``'s root."""
+    path = seed_root(out_root, seed) / recipe.name / f"{name}.json"
+    if not path.exists():
+        raise LandscapeError(f"seed {seed} of {recipe.name} has no result {path}; run it first")
+    return json.loads(path.read_text())
 
 
 def _summary_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int]) -> dict[str, list]:
@@ -345,10 +344,7 @@ def _summary_tables(recipe: ReproductionRecipe, out_root: Path, seeds: list[int]
     for stem in stems:
         per_seed = []
         for s in seeds:
-            path = seed_root(out_root, s) / recipe.name / f"{stem}.json"
-            if not path.exists():
-                raise LandscapeError(f"seed {s} of {recipe.name} has no result {path}; run it first")
-            data = json.loads(path.read_text())
+            data = _seed_result(recipe, out_root, s, stem)
             if not (isinstance(data, dict) and {"rows", "meta"} <= set(data)):
                 break
             table, _ = summarize(data["meta"] or {}, pd.DataFrame(data["rows"]))
