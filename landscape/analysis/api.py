@@ -523,7 +523,8 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     for j, path in enumerate(checkpoints):
         st = setup(path, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                    seed=seed, device=device, data_dir=data_dir)
-        obj, atk = _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed)
+        obj, atk, ppb = _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed,
+                                           progress)
         _note(f"surface {labels[j]}: {len(coeffs)}x{len(b_coeffs)} points on [{lo:g}, {hi:g}], {kind} directions, "
               f"{obj.mode} loss" + (f" under {budget_text(atk)}" if atk is not None else "")
               + f", {len(st.examples)} {split} examples", progress)
@@ -539,10 +540,10 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
             ppath = p.with_name(f"{p.name}{j if len(checkpoints) > 1 else ''}.json")
         df, meta = compute_surface(obj, dirs, coeffs, b_coeffs, chunk_size=chunk_size, partial=ppath, config=config,
                                    seed=seed, max_chunks=max_chunks, progress=progress,
-                                   points_per_batch=points_per_batch)
+                                   points_per_batch=ppb)
         if df is None:
             continue
-        meta.update({"label": labels[j], "directions": dinfo, "loss_mode": obj.mode, "range": [lo, hi],
+        meta.update({"label": labels[j], "points_per_batch": ppb, "directions": dinfo, "loss_mode": obj.mode, "range": [lo, hi],
                      "attack": attack_config(atk) if atk is not None else None, **st.meta()})
         metas.append(meta)
         if not meta["complete"]:
@@ -578,8 +579,11 @@ def _surface_grid(directions: str, directions_from, loss, dims, grid, span):
     return kind, (lo, hi), coeffs, (coeffs if dims == 2 else [0.0])
 
 
-def _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed):
-    """The loss a surface draws for one checkpoint: ``(LossObjective, attack or None)``."""
+def _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_per_batch, seed, progress=None):
+    """The loss a surface draws for one checkpoint: ``(LossObjective, attack or None, points per
+    forward)``. An attack that cannot share a forward pass between grid points (APGD's random start
+    per example, for l1) gets one point per pass for this checkpoint, said in a note and the metadata:
+    the values are the same either way, only the speed differs."""
     from .objective import LossObjective
     mode = loss or ("recomputed" if st.threat is not None else "clean")
     atk = None
@@ -592,8 +596,9 @@ def _surface_objective(st, path, loss, attack, attack_steps, batch_size, points_
         from .batched import batchable
         why = batchable(obj)
         if why:
-            raise LandscapeError(f"grid points cannot be batched with {why}; use `points_per_batch` 1")
-    return obj, atk
+            _note(f"surface {path}: {why}, so its grid points are evaluated one per forward pass", progress)
+            points_per_batch = 1
+    return obj, atk, points_per_batch
 
 
 def _surface_directions(obj, kind: str, directions_from, dims: int, include_bn: bool, seed: int,

@@ -208,3 +208,16 @@ def test_overlap_rate():
     a[2] = True                           # identical sets
     r = overlap_rate(a, b)
     assert r[0] == 0.5 and torch.isnan(r[1]) and r[2] == 1.0
+
+
+def test_points_per_batch_falls_back_to_one_for_an_attack_that_cannot_be_batched(tmp_path):
+    """APGD (l1) draws a random start per example, so its grid points cannot share a forward pass:
+    the surface is computed one point per pass for that checkpoint (said in the metadata) instead of
+    failing, and the other checkpoints keep their stacking. The values equal the unbatched ones."""
+    l0 = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 2), seed=1)
+    l1 = make_ckpt(tmp_path / "l1.pt", ThreatModel("l1", 2.0), seed=2)
+    opts = dict(grid=3, n_examples=6, attack_steps=2, directions="random", progress=False)
+    df, meta = api.loss_surface([l0, l1], points_per_batch=4, **opts)
+    assert [m["points_per_batch"] for m in meta["surfaces"]] == [4, 1]
+    one, _ = api.loss_surface([l0, l1], points_per_batch=1, **opts)
+    np.testing.assert_allclose(df["loss"], one["loss"], rtol=1e-4)
