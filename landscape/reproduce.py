@@ -42,6 +42,7 @@ from pathlib import Path
 
 from .checkpoint import atomic_write_text
 from .errors import LandscapeError
+from .outputs import MARKER, producing
 
 #: the scales of a reproduction recipe (which values fill its commands): ``quick`` runs in seconds (the
 #: test suite), ``fmnist`` on Fashion-MNIST on 2 CPU cores, ``paper`` the paper's CIFAR-10 settings.
@@ -300,7 +301,9 @@ def run_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: list[int]
     for s in seeds:
         echo(f"[{recipe.name}] seed {s} ({seeds.index(s) + 1} of {len(seeds)})")
         summaries.append(run_recipe(recipe, seed_root(out_root, s), scale, echo=echo, seed=s, **kw))
-    made = [] if kw.get("dry_run") else aggregate_seeds(recipe, out_root, seeds, scale)
+    # one seed has no spread: its tables are the seed's own (a run of one seed of several, e.g. seeds in
+    # parallel processes, leaves the summary to the command that names them all)
+    made = [] if kw.get("dry_run") or len(seeds) < 2 else aggregate_seeds(recipe, out_root, seeds, scale)
     return {"recipe": recipe.name, "seeds": list(seeds), "scale": scale, "per_seed": summaries,
             "tables": [str(p) for p in made],
             "seconds": round(sum(x.get("seconds", 0.0) for x in summaries), 1)}
@@ -369,54 +372,62 @@ def aggregate_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: lis
     seeds' spread. The accuracy tables (``results_table``, ``co_curves``) summarise
     :data:`SEED_COLUMNS`; the analysis recipes every column of their per-model summaries (eigenvalues,
     cragginess, gradient distances, overlap rates), a column equal in every seed (a budget) kept as it is."""
+    out_root = Path(out_root)
+    (out_root / recipe.name).mkdir(parents=True, exist_ok=True)
+    made = []
+    accuracy = (recipe.figure or {}).get("builder") in ("results_table", "co_curves")
+    with producing("reproduce"):  # an earlier summary of `landscape reproduce` may be replaced, nothing else
+        for name, per_seed in _seed_tables(recipe, out_root, seeds, scale).items():
+            made += _aggregate_table(recipe, out_root, seeds, scale, name, per_seed, accuracy)
+    return made
+
+
+def _aggregate_table(recipe, out_root: Path, seeds: list[int], scale: str, name: str, per_seed: list,
+                     accuracy: bool) -> list[Path]:
+    """One table of :func:`aggregate_seeds`: rows of every seed in, ``<name>_seeds.*`` out."""
     import statistics
 
     import pandas as pd
 
     from .plots.figures import seed_bars, seed_points, write_table
 
-    out_root = Path(out_root)
     out = out_root / recipe.name
-    out.mkdir(parents=True, exist_ok=True)
-    made = []
-    accuracy = (recipe.figure or {}).get("builder") in ("results_table", "co_curves")
-    for name, per_seed in _seed_tables(recipe, out_root, seeds, scale).items():
-        key = "label" if "label" in per_seed[0][0] else ("run" if accuracy else "model")
-        labels = [r[key] for r in per_seed[0]]
-        columns = SEED_COLUMNS if accuracy else [c for c in per_seed[0][0] if c != key]
-        rows = []
-        for label in labels:
-            got = [next((r for r in rows_s if r.get(key) == label), None) for rows_s in per_seed]
-            if any(g is None for g in got):
-                raise LandscapeError(f"{recipe.name}: row {label!r} is missing in some seed's {name} table")
-            row = {key: label, "seeds": len(seeds)}
-            for col in columns:
-                vals = [g.get(col) for g in got]
-                if not accuracy and len({repr(v) for v in vals}) == 1:
-                    row[col] = vals[0]
-                elif all(_number(v) for v in vals):
-                    row[f"{col}_mean"] = statistics.fmean(vals)
-                    row[f"{col}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                    row[f"{col}_seeds"] = [round(v, 6) for v in vals]
-            if all("co" in g for g in got):
-                row["co_seeds"] = sum(bool(g["co"]) for g in got)
-            rows.append(row)
-        df = pd.DataFrame(rows)
-        meta = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "table": name,
-                "per_seed": [str(seed_root(out_root, s) / recipe.name / f"{name}.json") for s in seeds],
-                "sd": "sample standard deviation over seeds (ddof=1)"}
-        stem = out / f"{name}_seeds"
-        write_table(df, meta, stem)
-        title = f"{recipe.title} ({len(seeds)} seeds, mean ± sd)"
-        if accuracy:
-            md = seeds_markdown(df, key, len(seeds))
-            figs = seed_bars(df, key, stem.with_suffix(".png"), title=title)
-        else:
-            md = summary_markdown(df, key, columns)
-            figs = seed_points(df, key, stem.with_suffix(".png"), title=f"{name}: {title}")
-        atomic_write_text(stem.with_suffix(".md"), md)
-        made += [stem.with_suffix(".md"), *figs]
-    return made
+    key = "label" if "label" in per_seed[0][0] else ("run" if accuracy else "model")
+    labels = [r[key] for r in per_seed[0]]
+    columns = SEED_COLUMNS if accuracy else [c for c in per_seed[0][0] if c != key]
+    rows = []
+    for label in labels:
+        got = [next((r for r in rows_s if r.get(key) == label), None) for rows_s in per_seed]
+        if any(g is None for g in got):
+            raise LandscapeError(f"{recipe.name}: row {label!r} is missing in some seed's {name} table")
+        row = {key: label, "seeds": len(seeds)}
+        for col in columns:
+            vals = [g.get(col) for g in got]
+            if not accuracy and len({repr(v) for v in vals}) == 1:
+                row[col] = vals[0]
+            elif all(_number(v) for v in vals):
+                row[f"{col}_mean"] = statistics.fmean(vals)
+                row[f"{col}_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                row[f"{col}_seeds"] = [round(v, 6) for v in vals]
+        if all("co" in g for g in got):
+            row["co_seeds"] = sum(bool(g["co"]) for g in got)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    command = f"landscape reproduce {recipe.name} --seeds {','.join(map(str, seeds))} --scale {scale} --out {out_root}"
+    meta = {"command": command, "recipe": recipe.name, "scale": scale, "seeds": list(seeds), "table": name,
+            "per_seed": [str(seed_root(out_root, s) / recipe.name / f"{name}.json") for s in seeds],
+            "sd": "sample standard deviation over seeds (ddof=1)"}
+    stem = out / f"{name}_seeds"
+    write_table(df, meta, stem)
+    title = f"{recipe.title} ({len(seeds)} seeds, mean ± sd)"
+    if accuracy:
+        md = seeds_markdown(df, key, len(seeds))
+        figs = seed_bars(df, key, stem.with_suffix(".png"), title=title)
+    else:
+        md = summary_markdown(df, key, columns)
+        figs = seed_points(df, key, stem.with_suffix(".png"), title=f"{name}: {title}")
+    atomic_write_text(stem.with_suffix(".md"), md + f"\n<!-- {MARKER} reproduce: {command} -->\n")
+    return [stem.with_suffix(".md"), *figs]
 
 
 def summary_markdown(df, key: str, columns) -> str:
