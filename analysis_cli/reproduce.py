@@ -62,7 +62,8 @@ def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, re
             total += s.get("seconds", 0.0)
             for t in s.get("tables", []):
                 if t.endswith(".md"):
-                    click.echo(f"{r.name}: mean ± sd over seeds {seed_list}\n" + open(t).read())
+                    table = "".join(ln for ln in open(t) if not ln.startswith("<!--")).rstrip()
+                    click.echo(f"{r.name}: mean ± sd over seeds {seed_list}\n{table}\n")
     finally:
         if saved is None:
             os.environ.pop("LANDSCAPE_BUDGET", None)

@@ -127,6 +127,16 @@ def _json_owner(path: Path) -> set[str]:
     return owners
 
 
+def _names_figure(path: Path, name: str) -> bool:
+    try:
+        if path.stat().st_size > 64 * 2 ** 20:
+            return False
+        meta = json.loads(path.read_text()).get("meta")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return False
+    return isinstance(meta, dict) and meta.get("figure") == name
+
+
 def _torch_owner(path: Path) -> set[str]:
     from .checkpoint import read_weights_only
     try:
@@ -154,8 +164,17 @@ def made_by(path) -> set[str]:
     suffix = p.suffix.lower()
     if suffix == ".json":
         return _json_owner(p)
-    if suffix in (".csv", ".png", ".pdf", ".svg"):
+    if suffix == ".csv":
         return _json_owner(p.with_suffix(".json"))
+    if suffix in (".png", ".pdf", ".svg"):
+        # a figure goes with the JSON of its stem, or with the table that names it (meta.figure: the
+        # combined figures of `reproduce`, e.g. co.png beside co_curves.json)
+        owners = _json_owner(p.with_suffix(".json"))
+        if not owners:
+            for js in sorted(p.parent.glob("*.json"))[:200]:
+                if _names_figure(js, p.name):
+                    owners |= _json_owner(js)
+        return owners
     if suffix in (".md", ".html"):
         try:
             with open(p, "rb") as f:

@@ -300,3 +300,23 @@ def test_table2_of_the_interp_recipe_is_aggregated_over_seeds(tmp_path):
     aggregate_seeds(load_recipe(recipes_dir() / "interp.toml"), tmp_path, [0, 1])
     row = json.loads((tmp_path / "interp" / "table2_seeds.json").read_text())["rows"][0]
     assert row["alpha=1_mean"] == 75.0 and row["alpha=0"] == 80.0 and row["sAA"] == 5.0
+
+
+def test_a_combined_figure_belongs_to_the_table_that_names_it(tmp_path):
+    """`reproduce co` writes co.png beside co_curves.json (meta.figure = co.png): a later reproduce (a new
+    process, nothing claimed) may replace it; a figure no landscape table names is still refused."""
+    import json
+
+    from landscape import outputs
+    from landscape.checkpoint import atomic_write_text
+    from landscape.outputs import OverwriteRefused
+
+    (tmp_path / "co_curves.json").write_text(json.dumps(
+        {"meta": {"command": "landscape reproduce co --scale fmnist --out x", "figure": "co.png"}, "rows": []}))
+    for name in ("co.png", "other.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG")
+    assert outputs.made_by(tmp_path / "co.png") == {"reproduce"} and outputs.made_by(tmp_path / "other.png") == set()
+    with outputs.producing("reproduce"):
+        atomic_write_text(tmp_path / "co.png", "new")
+        with pytest.raises(OverwriteRefused):
+            atomic_write_text(tmp_path / "other.png", "new")

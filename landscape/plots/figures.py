@@ -42,18 +42,23 @@ def write_table(df: pd.DataFrame, meta: dict, stem: str | Path) -> None:
 
 
 def seed_bars(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "") -> list[Path]:
-    """Clean and sparse-AutoAttack accuracy per model over seeds: bars at the mean, whiskers ± one
-    standard deviation, every seed's value as a dot; a model flagged CO in some seeds is labelled so."""
+    """Clean, training-attack and sparse-AutoAttack accuracy per model over seeds: bars at the mean,
+    whiskers ± one standard deviation, every seed's value as a dot; a model flagged CO in some seeds is
+    labelled so (CO: sAA near zero while the training attack stays high)."""
     import numpy as np
 
     png = Path(png)
     n = len(df)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * n + 2.5), 4.4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * n + 2.5), 4.4))
     xs = np.arange(n)
-    for off, col, label, color in ((-0.2, "clean", "clean", "C0"), (0.2, "worst-case", "sAA (worst case)", "C3")):
-        if f"{col}_mean" not in df:
-            continue
-        ax.bar(xs + off, 100 * df[f"{col}_mean"], width=0.38, yerr=100 * df[f"{col}_sd"], capsize=3,
+    saa = "worst-case" if "worst-case_mean" in df else "saa"
+    bars = [(c, label, color) for c, label, color in (("clean", "clean", "C0"),
+                                                      ("final_train_attack_acc", "training attack", "C7"),
+                                                      (saa, "sAA (worst case)", "C3")) if f"{c}_mean" in df]
+    width = 0.8 / max(1, len(bars))
+    for i, (col, label, color) in enumerate(bars):
+        off = (i - (len(bars) - 1) / 2) * width
+        ax.bar(xs + off, 100 * df[f"{col}_mean"], width=width * 0.95, yerr=100 * df[f"{col}_sd"], capsize=3,
                color=color, alpha=0.55, label=f"{label}, mean ± sd")
         for x, vals in zip(xs, df[f"{col}_seeds"]):
             ax.plot([x + off] * len(vals), [100 * v for v in vals], "o", ms=3, color=color)
@@ -66,7 +71,7 @@ def seed_bars(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "") -
     ax.set_ylabel("accuracy on held-out images (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     save_figure(fig, png)
