@@ -257,7 +257,8 @@ def test_analysis_recipes_are_aggregated_over_seeds_per_model(tmp_path):
         rows = [{"label": f"{m} · {n}", "rank": r, "eigenvalue": lam / r, "converged": True}
                 for m, n, lam in (("l0-model", "l0(eps=1)", l0), ("l2-model", "l2(eps=0.25)", l2)) for r in (1, 2)]
         (d / "norms.json").write_text(json.dumps({"meta": {"analysis": "hessian"}, "rows": rows}))
-        grads = [{"checkpoint": "l0-model", "norm": "l0", "eps": 1.0, "grad_distance": l0 / 10, "relative_distance": 0.5}]
+        grads = [{"checkpoint": "l0-model", "norm": "l0", "eps": 1.0, "grad_distance": l0 / 10, "relative_distance": 0.5},
+                 {"checkpoint": "l2-model", "norm": "l2", "eps": 0.25, "grad_distance": 0.1, "relative_distance": l2}]
         (d / "gradients.json").write_text(json.dumps({"meta": {"analysis": "gradients"}, "rows": grads}))
         (d / "reproduce.json").write_text("{}")
     made = aggregate_seeds(load_recipe(recipes_dir() / "hessian.toml"), tmp_path, [0, 1, 2])
@@ -268,6 +269,7 @@ def test_analysis_recipes_are_aggregated_over_seeds_per_model(tmp_path):
     assert l0["λ_max_seeds"] == [30.0, 12.0, 60.0] and l0["eigenvalues"] == 2  # equal in every seed: kept
     grads = json.loads((tmp_path / "hessian" / "gradients_seeds.json").read_text())["rows"]
     assert grads[0]["gradient distance_mean"] == pytest.approx(3.4) and grads[0]["relative distance"] == 0.5
+    assert grads[1]["gradient distance"] == 0.1 and grads[1]["relative distance_mean"] == pytest.approx(1.4)
     assert "34 ± 24" in (tmp_path / "hessian" / "norms_seeds.md").read_text()
     # a later `reproduce --seeds` (another process: nothing claimed) may replace its own summaries
     from landscape import outputs

@@ -94,12 +94,15 @@ def seed_points(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "",
     fig, axes = plt.subplots(1, len(cols), figsize=(width * len(cols), 3.8), squeeze=False)
     xs = np.arange(n)
     for ax, col in zip(axes[0], cols):
-        mean, sd = df[f"{col}_mean"].to_numpy(float), df[f"{col}_sd"].to_numpy(float)
+        # a model whose seeds agree on this quantity has it as a plain value (no spread, no per-seed list)
+        seeds = [v if isinstance(v, list) else [r] for v, r in zip(df[f"{col}_seeds"], df.get(col, df[f"{col}_mean"]))]
+        mean = np.array([np.mean(v) for v in seeds], float)
+        sd = df[f"{col}_sd"].fillna(0.0).to_numpy(float)
         ax.errorbar(xs, mean, yerr=sd, fmt="s", color="C0", capsize=4, ms=5, label="mean ± sd")
-        for x, vals in zip(xs, df[f"{col}_seeds"]):
+        for x, vals in zip(xs, seeds):
             ax.plot([x] * len(vals), vals, "o", ms=3, color="C3", alpha=0.7)
         ax.plot([], [], "o", ms=3, color="C3", label="one seed")
-        values = np.concatenate([np.asarray(v, float) for v in df[f"{col}_seeds"]])
+        values = np.concatenate([np.asarray(v, float) for v in seeds])
         finite = values[np.isfinite(values)]
         if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100:
             ax.set_yscale("log")
