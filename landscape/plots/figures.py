@@ -78,14 +78,21 @@ def seed_bars(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "") -
     return [png]
 
 
-def seed_points(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "", most: int = 6) -> list[Path]:
+#: the quantities a seed summary figure shows first (the ones the verdicts rest on)
+SEED_POINTS_FIRST = ["λ_max", "jump ratio", "jump fraction", "gradient distance", "relative distance",
+                     "mean overlap rate (all)", "mean overlap rate (both succeed)", "mean IoU (all)"]
+
+
+def seed_points(df: pd.DataFrame, key: str, png: str | Path, *, title: str = "", most: int = 4) -> list[Path]:
     """An analysis summary over seeds: one panel per quantity that differs between seeds (at most
     ``most``), each model's mean ± sd as a point with whiskers and every seed's value as a dot; a
     quantity that spans more than two decades gets a log axis (labelled so)."""
     import numpy as np
 
     png = Path(png)
-    cols = [c[:-5] for c in df.columns if c.endswith("_mean")][:most]
+    cols = [c[:-5] for c in df.columns if c.endswith("_mean")]
+    cols = (sorted((c for c in cols if c in SEED_POINTS_FIRST), key=SEED_POINTS_FIRST.index)
+            + [c for c in cols if c not in SEED_POINTS_FIRST])[:most]
     if not cols:
         return []
     n = len(df)
