@@ -106,13 +106,18 @@ def current_command() -> str | None:
 
 
 # ---------------------------------------------------------------------------- recognisers
-def _json_owner(path: Path) -> set[str]:
+def _read_small_json(path: Path):
+    """The parsed JSON at ``path``, or None (missing, unreadable, not JSON, or over 64 MiB)."""
     try:
         if path.stat().st_size > 64 * 2 ** 20:
-            return set()
-        data = json.loads(path.read_text())
+            return None
+        return json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
-        return set()
+        return None
+
+
+def _json_owner(path: Path, data=None) -> set[str]:
+    data = _read_small_json(path) if data is None else data
     meta = data.get("meta") if isinstance(data, dict) else None
     if isinstance(data, dict) and {"recipe", "scale", "steps"} <= set(data):  # reproduce.json
         return {"reproduce"}
@@ -127,14 +132,15 @@ def _json_owner(path: Path) -> set[str]:
     return owners
 
 
-def _names_figure(path: Path, name: str) -> bool:
-    try:
-        if path.stat().st_size > 64 * 2 ** 20:
-            return False
-        meta = json.loads(path.read_text()).get("meta")
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-        return False
-    return isinstance(meta, dict) and meta.get("figure") == name
+def _figure_owner(path: Path) -> set[str]:
+    """Owners of the tables beside figure ``path`` that name it (``meta.figure``)."""
+    owners = set()
+    for js in sorted(path.parent.glob("*.json"))[:200]:
+        data = _read_small_json(js)
+        meta = data.get("meta") if isinstance(data, dict) else None
+        if isinstance(meta, dict) and meta.get("figure") == path.name:
+            owners |= _json_owner(js, data)
+    return owners
 
 
 def _torch_owner(path: Path) -> set[str]:
@@ -169,12 +175,7 @@ def made_by(path) -> set[str]:
     if suffix in (".png", ".pdf", ".svg"):
         # a figure goes with the JSON of its stem, or with the table that names it (meta.figure: the
         # combined figures of `reproduce`, e.g. co.png beside co_curves.json)
-        owners = _json_owner(p.with_suffix(".json"))
-        if not owners:
-            for js in sorted(p.parent.glob("*.json"))[:200]:
-                if _names_figure(js, p.name):
-                    owners |= _json_owner(js)
-        return owners
+        return _json_owner(p.with_suffix(".json")) or _figure_owner(p)
     if suffix in (".md", ".html"):
         try:
             with open(p, "rb") as f:

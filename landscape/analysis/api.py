@@ -543,7 +543,8 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
                                    points_per_batch=ppb)
         if df is None:
             continue
-        meta.update({"label": labels[j], "points_per_batch": ppb, "directions": dinfo, "loss_mode": obj.mode, "range": [lo, hi],
+        meta.update({"label": labels[j], "points_per_batch": ppb, "directions": dinfo, "loss_mode": obj.mode,
+                     "range": [lo, hi],
                      "attack": attack_config(atk) if atk is not None else None, **st.meta()})
         metas.append(meta)
         if not meta["complete"]:

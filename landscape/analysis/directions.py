@@ -106,7 +106,8 @@ def hessian_directions(objective, k: int = 2, *, seed: int = 0, scale: str = "we
     the perturbations jump). Eigenvectors are unit vectors; with ``scale="weights"`` (default) each is
     rescaled to the norm a filter-normalised direction has (``sqrt(Σ ||θ_l||²)`` over the parameters
     with two or more dimensions), so one ``--range`` means the same distance for both kinds of plane;
-    ``scale="unit"`` keeps them unit; ``tol`` is Lanczos's relative tolerance (None: its default). Returns ``(directions, {"eigenvalues": [...], ...})``.
+    ``scale="unit"`` keeps them unit; ``tol`` is Lanczos's relative tolerance (None: its default).
+    Returns ``(directions, {"eigenvalues": [...], ...})``.
     """
     try:
         from .estimators import lanczos_topk
