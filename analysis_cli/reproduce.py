@@ -23,11 +23,15 @@ import click
               help="folder of *.toml recipes [default: $LANDSCAPE_FIGURES, else the recipes shipped with landscape]")
 @click.option("--in-process", is_flag=True, help="run the steps in this process instead of subprocesses "
               "(faster start-up; the default for --quick)")
-def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, recipes_from, in_process):
+@click.option("--jobs", "-j", type=click.IntRange(1), default=None,
+              help="steps run at a time, each in a worker process; a step waits for the steps whose models it "
+                   "reads, each step's output goes to OUT/<name>/logs/ [default: 1; --quick: the cores, "
+                   "at most 4]")
+def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, recipes_from, in_process, jobs):
     """Run the reproduction recipes NAMES (default: all), then gather a report.
 
     Rerunning the same command skips finished steps and resumes an interrupted one."""
-    from landscape.reproduce import list_recipes, parse_seeds, run_recipe, run_seeds
+    from landscape.reproduce import list_recipes, parse_seeds, run_all
     from landscape.errors import LandscapeError
 
     recipes = list_recipes(recipes_from)
@@ -47,18 +51,15 @@ def reproduce(names, out, scale, quick, list_only, dry_run, no_report, seeds, re
         # the quick scale checks that every step runs, in seconds: analyses and the training runs'
         # monitor and final evaluation at the smoke budget (landscape/budgets.py)
         os.environ["LANDSCAPE_BUDGET"] = "smoke"
+    if jobs is None:
+        from landscape.threads import available_cores
+        jobs = min(4, available_cores()) if scale == "quick" else 1
     total = 0.0
     try:
         seed_list = parse_seeds(seeds)
-        if seed_list is not None:
-            fixed = [r.name for r in chosen if not r.takes_seed()]
-            if fixed:
-                raise LandscapeError(f"--seeds: recipe(s) {', '.join(fixed)} have no seed placeholder; "
-                                     "name the recipes to run with several seeds")
-        for r in chosen:
-            kw = dict(dry_run=dry_run, echo=lambda m: click.echo(m, err=True), in_process=in_process or scale == "quick",
-                      run_command=_run_command)
-            s = run_recipe(r, out, scale, **kw) if seed_list is None else run_seeds(r, out, seed_list, scale, **kw)
+        done = run_all(chosen, out, scale, seeds=seed_list, dry_run=dry_run, echo=lambda m: click.echo(m, err=True),
+                       in_process=in_process or scale == "quick", run_command=_run_command, jobs=jobs)
+        for r, s in zip(chosen, done):
             total += s.get("seconds", 0.0)
             for t in s.get("tables", []):
                 if t.endswith(".md"):

@@ -31,6 +31,8 @@ from .common import data_dir_option, device_option, seed_option
               help="also save a checkpoint every N steps inside an epoch (0: only at epoch ends)")
 @click.option("--eval-examples", type=int, default=1000, show_default=True,
               help="test examples for the final robust accuracy (at most the test split's size)")
+@click.option("--clean-examples", type=int, default=None,
+              help="test examples for the final clean accuracy, a seeded subset [default: the whole test split]")
 @click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
               help="override any recipe field, e.g. --set soft_labels=false --set trades_beta=6 (repeatable)")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the training forward")
@@ -39,7 +41,7 @@ from .common import data_dir_option, device_option, seed_option
 @click.option("--halt-after-steps", type=int, default=None, hidden=True,
               help="behave as if Ctrl-C came after this many steps (tests)")
 def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, out, resume, device, seed,
-          stop_on_co, save_every, eval_examples, settings, compile_, max_train_examples, halt_after_steps):
+          stop_on_co, save_every, eval_examples, clean_examples, settings, compile_, max_train_examples, halt_after_steps):
     """Train a robust classifier: every recipe field is printed, stored in the checkpoint and can be
     overridden. Writes OUT/checkpoint.pt (every epoch; --save-every for mid-epoch), OUT/metrics.csv,
     OUT/log.txt and OUT/final.json (clean and robust test accuracy). Rerunning the same command
@@ -56,7 +58,8 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     if eps is not None:
         eps = parse_eps(eps)
     for name, v, lo in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1), ("--save-every", save_every, 0),
-                        ("--eval-examples", eval_examples, 1), ("--max-train-examples", max_train_examples, 1)):
+                        ("--eval-examples", eval_examples, 1), ("--clean-examples", clean_examples, 1),
+                        ("--max-train-examples", max_train_examples, 1)):
         if v is not None and v < lo:
             raise LandscapeError(f"{name} must be at least {lo}, got {v}")
     if lr is not None and not lr > 0:
@@ -69,7 +72,7 @@ def train(norm, eps, preset, dataset, data_dir, arch, epochs, batch_size, lr, ou
     result = run_train(None if (resume and not explicit) else preset, norm=norm, eps=eps, dataset=dataset,
                        data_dir=data_dir, arch=arch, out=out, resume=resume, device=device, seed=seed,
                        stop_on_co=stop_on_co, save_every=save_every, eval_examples=eval_examples,
-                       max_train_examples=max_train_examples, compile=compile_, halt_after_steps=halt_after_steps,
+                       clean_examples=clean_examples, max_train_examples=max_train_examples, compile=compile_, halt_after_steps=halt_after_steps,
                        changes=changes, settings=settings)
     if result:
         click.echo(f"clean accuracy:  {result['clean_acc']:.2%} ({result['clean_examples']} test examples)")

@@ -153,14 +153,15 @@ def _argv(command: str) -> list[str]:
     raise LandscapeError(f"recipe steps must be landscape commands, got {command!r}")
 
 
-def _run_child(argv: list[str], env: dict) -> int:
-    """Run one step as a child process and return its exit code.
+def _run_child(argv: list[str], env: dict, stdout=None) -> int:
+    """Run one step as a child process and return its exit code (its output to ``stdout``, a file,
+    if given, else to this process's).
 
     A SIGTERM to this process (a scheduler's stop, ``kill``) is passed on to the child as SIGINT, which
     makes a training step save at the next step boundary and exit, and then raises KeyboardInterrupt
     here: no step is left running behind a stopped ``reproduce``, and rerunning resumes it.
     """
-    proc = subprocess.Popen(argv, env=env)
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=None if stdout is None else subprocess.STDOUT)
     stopped = []
 
     def forward(signum, frame):
@@ -212,29 +213,119 @@ def _locked(path: Path):
 
 def run_recipe(recipe: ReproductionRecipe, out_root: str | Path, scale: str = "fmnist", *, dry_run: bool = False,
                echo=print, env: dict | None = None, in_process: bool = False, run_command=None,
-               seed: int | None = None) -> dict:
+               seed: int | None = None, jobs: int = 1) -> dict:
     """Run every step of ``recipe`` at ``scale`` under ``out_root/<name>``; return a summary dict.
 
     Finished steps are recorded in ``out_root/.done.json`` (shared by all recipes, so a model that
     several recipes train under ``{root}/models`` is trained once). ``in_process`` runs the steps
     with ``run_command(argv)`` (e.g. ``analysis_cli.main``) instead of child processes. ``seed`` fills
     the recipes' ``{seed}`` placeholder (default 0); :func:`run_seeds` runs several seeds, each in
-    its own root.
+    its own root. ``jobs`` > 1 runs that many steps at a time (:func:`run_recipes`).
     """
+    return run_recipes([(recipe, out_root, seed)], scale, dry_run=dry_run, echo=echo, env=env,
+                       in_process=in_process, run_command=run_command, jobs=jobs)[0]
+
+
+def run_recipes(units, scale: str = "fmnist", *, dry_run: bool = False, echo=print, env: dict | None = None,
+                in_process: bool = False, run_command=None, jobs: int = 1) -> list[dict]:
+    """Run several recipes, ``units`` being ``(recipe, out_root, seed)`` triples; one summary each.
+
+    ``jobs`` = 1 runs the steps one after another in this order, printing their output as it comes.
+    ``jobs`` > 1 runs the steps of all units ``jobs`` at a time in worker processes
+    (:func:`landscape.scheduler.run_parallel`: a step waits for the steps whose outputs it names),
+    each step's output in ``<out_root>/<name>/logs/step-<i>.log``; a model several recipes train is
+    trained once, and a recipe's figure is drawn when all its steps are done."""
     if in_process and run_command is None:
         raise LandscapeError("running recipe steps in process needs `run_command` (the CLI's main function)")
+    if int(jobs) < 1:
+        raise LandscapeError(f"`jobs` must be at least 1, got {jobs}")
+    if int(jobs) == 1 or dry_run:
+        summaries = []
+        for recipe, out_root, seed in units:
+            if seed is not None and len(units) > 1:
+                echo(f"[{recipe.name}] seed {seed}")
+            steps = _run_steps(recipe, out_root, seed, scale, dry_run=dry_run, echo=echo, env=env,
+                               in_process=in_process, run_command=run_command)
+            summaries.append(_finish(recipe, out_root, seed, scale, steps, dry_run))
+        return summaries
+    from .scheduler import run_parallel
+
+    plans, needs, todo, where = [], [], [], {}  # where: (root, command) -> index in todo
+    for recipe, out_root, seed in units:
+        root = Path(out_root)
+        out = root / recipe.name
+        out.mkdir(parents=True, exist_ok=True)
+        done = _read_done(root)
+        commands = recipe.commands(scale, out, root, seed)
+        steps, need = [], set()
+        for i, cmd in enumerate(commands, 1):
+            label = f"{recipe.name} {i}/{len(commands)}" + (f" seed {seed}" if seed is not None and len(units) > 1 else "")
+            if cmd in done:
+                echo(f"[{label}] done already: {cmd}")
+                steps.append([cmd, True])
+            elif (root, cmd) in where:  # a model an earlier recipe trains too
+                need.add(where[(root, cmd)])
+                steps.append([cmd, True])
+            else:
+                where[(root, cmd)] = len(todo)
+                need.add(len(todo))
+                todo.append({"command": cmd, "root": root, "label": label,
+                             "log": out / "logs" / f"step-{i:02d}.log"})
+                steps.append([cmd, False])
+        plans.append(steps)
+        needs.append(need)
+    summaries: dict[int, dict] = {}
+    finished: set[int] = set()
+
+    def finish(u):
+        recipe, out_root, seed = units[u]
+        done = _read_done(Path(out_root))
+        steps = [{"command": cmd, "seconds": done[cmd], "skipped": skipped} for cmd, skipped in plans[u]]
+        summaries[u] = _finish(recipe, out_root, seed, scale, steps, dry_run)
+
+    def record(k, seconds):  # the ledger first, then the figure of every recipe now complete
+        _record_done(todo[k]["root"], todo[k]["command"], seconds)
+        finished.add(k)
+        for u in range(len(units)):
+            if u not in summaries and needs[u] and needs[u] <= finished:
+                finish(u)
+
+    run_parallel([t["command"] for t in todo], int(jobs), logs=[t["log"] for t in todo],
+                 run_command=run_command if in_process else None, labels=[t["label"] for t in todo],
+                 on_done=record, echo=echo)
+    for u in range(len(units)):
+        if u not in summaries:
+            finish(u)
+    return [summaries[u] for u in range(len(units))]
+
+
+def _read_done(root: Path) -> dict:
+    done_file = Path(root) / ".done.json"
+    return json.loads(done_file.read_text()) if done_file.exists() else {}
+
+
+def _record_done(root: Path, cmd: str, seconds: float) -> None:
+    root = Path(root)
+    with _locked(root / ".done.lock"):  # recipes sharing a root may run at the same time
+        done = _read_done(root)
+        done[cmd] = round(seconds, 1)
+        atomic_write_text(root / ".done.json", json.dumps(done, indent=1), overwrite=True)
+
+
+def _run_steps(recipe: ReproductionRecipe, out_root, seed, scale: str, *, dry_run, echo, env, in_process,
+               run_command) -> list[dict]:
+    """The steps of one recipe, one after another (``jobs`` = 1); their summary rows."""
     root = Path(out_root)
     out = root / recipe.name
     if not dry_run:  # a dry run prints the commands and writes nothing
         out.mkdir(parents=True, exist_ok=True)
-    done_file = root / ".done.json"
-    done = json.loads(done_file.read_text()) if done_file.exists() else {}
+    done = _read_done(root)
     commands = recipe.commands(scale, out, root, seed)
-    summary = {"recipe": recipe.name, "title": recipe.title, "claim": recipe.claim, "scale": scale, "steps": []}
+    steps = []
     for i, cmd in enumerate(commands, 1):
         if cmd in done:
             echo(f"[{recipe.name} {i}/{len(commands)}] done already: {cmd}")
-            summary["steps"].append({"command": cmd, "seconds": done[cmd], "skipped": True})
+            steps.append({"command": cmd, "seconds": done[cmd], "skipped": True})
             continue
         echo(f"[{recipe.name} {i}/{len(commands)}] {cmd}")
         if dry_run:
@@ -246,11 +337,17 @@ def run_recipe(recipe: ReproductionRecipe, out_root: str | Path, scale: str = "f
             raise KeyboardInterrupt
         if code != 0:
             raise LandscapeError(f"recipe {recipe.name}: step {i} failed (exit {code}): {cmd}")
-        with _locked(root / ".done.lock"):  # recipes sharing a root may run at the same time
-            done = json.loads(done_file.read_text()) if done_file.exists() else {}
-            done[cmd] = round(time.perf_counter() - t0, 1)
-            atomic_write_text(done_file, json.dumps(done, indent=1), overwrite=True)
-        summary["steps"].append({"command": cmd, "seconds": done[cmd], "skipped": False})
+        _record_done(root, cmd, time.perf_counter() - t0)
+        done = _read_done(root)
+        steps.append({"command": cmd, "seconds": done[cmd], "skipped": False})
+    return steps
+
+
+def _finish(recipe: ReproductionRecipe, out_root, seed, scale: str, steps: list[dict], dry_run: bool) -> dict:
+    """Draw the recipe's figure and write its ``reproduce.json``; the summary dict."""
+    root = Path(out_root)
+    out = root / recipe.name
+    summary = {"recipe": recipe.name, "title": recipe.title, "claim": recipe.claim, "scale": scale, "steps": steps}
     spec = recipe.figure_spec(scale, out, root, seed)
     if spec and not dry_run:
         from .plots import figures
@@ -295,18 +392,32 @@ def run_seeds(recipe: ReproductionRecipe, out_root: str | Path, seeds: list[int]
     """Run ``recipe`` once per seed, each seed in its own root ``OUT/seed<s>`` (models included), then
     write the tables of every seed side by side with their mean ± standard deviation into
     ``OUT/<name>/`` (:func:`aggregate_seeds`)."""
-    if not recipe.takes_seed():
-        raise LandscapeError(f"recipe {recipe.name} has no {{seed}} placeholder; it cannot run several seeds")
-    summaries = []
-    for s in seeds:
-        echo(f"[{recipe.name}] seed {s} ({seeds.index(s) + 1} of {len(seeds)})")
-        summaries.append(run_recipe(recipe, seed_root(out_root, s), scale, echo=echo, seed=s, **kw))
-    # one seed has no spread: its tables are the seed's own (a run of one seed of several, e.g. seeds in
-    # parallel processes, leaves the summary to the command that names them all)
-    made = [] if kw.get("dry_run") or len(seeds) < 2 else aggregate_seeds(recipe, out_root, seeds, scale)
-    return {"recipe": recipe.name, "seeds": list(seeds), "scale": scale, "per_seed": summaries,
-            "tables": [str(p) for p in made],
-            "seconds": round(sum(x.get("seconds", 0.0) for x in summaries), 1)}
+    return run_all([recipe], out_root, scale, seeds=seeds, echo=echo, **kw)[0]
+
+
+def run_all(recipes: list[ReproductionRecipe], out_root: str | Path, scale: str = "fmnist", *,
+            seeds: list[int] | None = None, echo=print, **kw) -> list[dict]:
+    """Run ``recipes`` under ``out_root`` (``landscape reproduce``): each once, or once per seed of
+    ``seeds`` in its own root ``OUT/seed<s>`` with the seeds' tables aggregated (:func:`aggregate_seeds`;
+    one seed has no spread and is not aggregated). Keyword arguments go to :func:`run_recipes`
+    (``jobs`` > 1 runs the steps of all recipes and seeds that many at a time). One dict per recipe:
+    its summary, or with ``seeds`` the summaries per seed and the aggregated tables."""
+    if seeds is None:
+        return run_recipes([(r, out_root, None) for r in recipes], scale, echo=echo, **kw)
+    fixed = [r.name for r in recipes if not r.takes_seed()]
+    if fixed:
+        raise LandscapeError(f"recipe(s) {', '.join(fixed)} have no {{seed}} placeholder; they cannot run several "
+                             "`seeds`")
+    seeds = list(seeds)
+    summaries = run_recipes([(r, seed_root(out_root, s), s) for r in recipes for s in seeds], scale, echo=echo, **kw)
+    results = []
+    for k, recipe in enumerate(recipes):
+        per_seed = summaries[k * len(seeds):(k + 1) * len(seeds)]
+        made = [] if kw.get("dry_run") or len(seeds) < 2 else aggregate_seeds(recipe, out_root, seeds, scale)
+        results.append({"recipe": recipe.name, "seeds": seeds, "scale": scale, "per_seed": per_seed,
+                        "tables": [str(p) for p in made],
+                        "seconds": round(sum(x.get("seconds", 0.0) for x in per_seed), 1)})
+    return results
 
 
 #: numeric columns summarised over seeds, and the row key of each table kind

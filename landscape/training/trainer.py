@@ -353,14 +353,14 @@ class Run:
         if not torch.equal(every.min(0).values, every.max(0).values):
             raise RuntimeError(f"ranks diverged: weight/soft-label checksums {every.tolist()}")
 
-    def final_evaluation(self, eval_examples: int) -> dict:
+    def final_evaluation(self, eval_examples: int, clean_examples: int | None = None) -> dict:
         """Clean and robust test accuracy; stored in the checkpoint and ``final.json`` (rank 0)."""
         self.check_ranks_agree()
         ddp.barrier(self.info)
         result = {}
         if self.info.is_main:
             result = evaluate_final(self.model, self.test_ds, self.recipe, self.final_attack,
-                                    eval_examples=eval_examples, seed=self.seed)
+                                    eval_examples=eval_examples, clean_examples=clean_examples, seed=self.seed)
             result.update({"epochs": len(self.metrics), "stopped_on_co": self.co_stop, "recipe": self.recipe.name,
                            "threat": str(self.recipe.threat), "arch": self.arch, "dataset": self.meta.get("name"),
                            "co_epochs": [m["epoch"] for m in self.metrics if m.get("co")]})
@@ -389,8 +389,8 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
           dataset: str = "fashion-mnist-mini", data_dir: str | None = None, arch: str | None = None,
           model_kwargs: dict | None = None, out: str | Path | None = None, resume: bool = False,
           device: str = "auto", seed: int = 0, stop_on_co: bool = False, save_every: int = 0,
-          eval_examples: int = 1000, max_train_examples: int | None = None, compile: bool = False,
-          progress: bool | None = None, log=None, halt_after_steps: int | None = None,
+          eval_examples: int = 1000, clean_examples: int | None = None, max_train_examples: int | None = None,
+          compile: bool = False, progress: bool | None = None, log=None, halt_after_steps: int | None = None,
           train_data=None, test_data=None, channels_last: bool | None = None, bf16: bool | None = None,
           changes: dict | None = None, settings=()) -> dict:
     """Train a model with ``recipe`` (a :class:`Recipe`, a preset name, or None for the natural preset
@@ -400,15 +400,19 @@ def train(recipe: Recipe | str | dict | None = None, *, norm: str | None = None,
     place that decides it), then ``changes`` (field -> value) and ``settings`` (``"field=value"``
     strings) are applied. ``max_train_examples`` trains on a seeded class-balanced subset (for tests
     and quick looks); ``halt_after_steps`` behaves like a Ctrl-C after that many steps of this call
-    (for tests).
+    (for tests). ``clean_examples`` limits the final clean accuracy to a seeded subset of the test
+    split (default: all of it; ``reproduce --quick`` takes 16).
     """
+    from ..validate import count
+    if clean_examples is not None:
+        count("clean_examples", clean_examples, lo=1)
     run = prepare(recipe, norm=norm, eps=eps, dataset=dataset, data_dir=data_dir, arch=arch,
                   model_kwargs=model_kwargs, out=out, resume=resume, device=device, seed=seed,
                   eval_examples=eval_examples, max_train_examples=max_train_examples, compile=compile,
                   log=log, train_data=train_data, test_data=test_data, channels_last=channels_last,
                   bf16=bf16, changes=changes, settings=settings)
     run.loop(stop_on_co=stop_on_co, save_every=save_every, progress=progress, halt_after_steps=halt_after_steps)
-    return run.final_evaluation(eval_examples)
+    return run.final_evaluation(eval_examples, clean_examples)
 
 
 def prepare(recipe=None, *, norm=None, eps=None, dataset="fashion-mnist-mini", data_dir=None, arch=None,
@@ -594,15 +598,20 @@ def _write_header(run: Run, n_train: int) -> None:
             f"device {run.dev}, {run.info.world} process(es), seed {run.seed}\n{run.recipe.describe()}")
 
 
-def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int = 1000, seed: int = 0) -> dict:
-    """Clean accuracy on the whole test split; robust accuracy under ``attack`` on a seeded subset."""
-    x_all = test_ds.images.float() / 255
-    clean = clean_accuracy(model, x_all, test_ds.labels)
+def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int = 1000,
+                   clean_examples: int | None = None, seed: int = 0) -> dict:
+    """Clean accuracy on the whole test split (or a seeded subset of ``clean_examples``); robust accuracy
+    under ``attack`` on a seeded subset of ``eval_examples``."""
+    if clean_examples is not None and clean_examples < len(test_ds):
+        clean_ds = test_ds.subset(clean_examples, seed=seed)
+    else:
+        clean_ds = test_ds
+    clean = clean_accuracy(model, clean_ds.images.float() / 255, clean_ds.labels)
     sub = test_ds.subset(min(eval_examples, len(test_ds)), seed=seed)
     x, y = sub.images.float() / 255, sub.labels
     torch.manual_seed(seed * 1_000_003 + 99_991)
     robust = float(robust_accuracy(model, x, y, attack, batch_size=500))
-    return {"clean_acc": clean, "clean_examples": len(test_ds), "robust_acc": robust,
+    return {"clean_acc": clean, "clean_examples": len(clean_ds), "robust_acc": robust,
             "robust_examples": len(sub), "eval_attack": recipe.eval_attack,
             "eval_attack_kwargs": dict(recipe.eval_attack_kwargs)}
 

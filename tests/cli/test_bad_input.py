@@ -139,6 +139,8 @@ CASES = {
     "eval --data-dir missing": (["eval", CK, "--attack", "spgd", "--steps", "1", *CHEAP, "--data-dir",
                                  "/nonexistent"], ["--data-dir"]),
     "train --eval-examples 0": (TRAIN[:-4] + ["--out", "new", "--eval-examples", "0"], ["--eval-examples"]),
+    "train --clean-examples 0": (TRAIN[:-4] + ["--out", "new", "--clean-examples", "0"], ["--clean-examples"]),
+    "reproduce --jobs 0": (["reproduce", "co", "--quick", "--jobs", "0", "--out", "q"], ["--jobs"]),
     # long work that would fail late
     "hessian --trace-samples 0": (["hessian", CK, "--trace", "--trace-samples", "0", *CHEAP, *SAA_SMALL,
                                    "--out", "h"], ["--trace-samples"]),
