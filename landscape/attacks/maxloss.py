@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LandscapeError
-from .base import Attack, model_mode, no_param_grad, watch
+from .base import Attack, attack_model, model_mode, no_param_grad, watch
 from .spgd import SparsePGD
 
 
@@ -125,7 +125,8 @@ class MaxLoss(Attack):
     def __call__(self, model, x, y):
         self.threat.check_shape(x.shape)
         with model_mode(model, self.mode), no_param_grad(model):
-            return self.perturb(model, x.detach(), y.detach()).detach()
+            net = attack_model(model, x, self.mode)  # one channels_last copy for every stage (CPU)
+            return self.perturb(net, x.detach(), y.detach()).detach()
 
     def config(self) -> dict:
         return {"attack": self.name, "norm": self.norm, "eps": self.eps, "keeps": "highest cross-entropy per example",

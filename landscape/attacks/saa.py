@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import LandscapeError
-from .base import Attack, model_mode, no_param_grad, watch
+from .base import Attack, attack_model, model_mode, no_param_grad, watch
 from .rs import SparseRS
 from .spgd import SparsePGD
 
@@ -68,6 +68,7 @@ class Cascade(Attack):
         self.threat.check_shape(x.shape)
         x, y = x.detach(), y.detach()
         with model_mode(model, self.mode), no_param_grad(model):
+            model = attack_model(model, x, self.mode)  # one channels_last copy for every stage (CPU)
             with torch.no_grad():
                 alive = model(x).argmax(1) == y
             res = CascadeResult(x_adv=x.clone(), clean_correct=alive.clone())
