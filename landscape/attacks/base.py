@@ -54,8 +54,11 @@ def attack_model(model: nn.Module, x: torch.Tensor, mode: str = "eval") -> nn.Mo
     float rounding; its forward and input-gradient backward were 1.3x faster for small-cnn on this
     project's CPU, benchmarks/RESULTS.md), else ``model`` itself. The caller's model is never
     changed: its layout, its weights and its buffers stay as they were. A model that is already
-    channels_last, cannot be copied, or holds no ``Conv2d`` is used as it is."""
-    if not CHANNELS_LAST_COPY or mode != "eval" or x.dim() != 4 or x.device.type != "cpu":
+    channels_last, cannot be copied, or holds no ``Conv2d`` is used as it is; so is every model under
+    ``LANDSCAPE_CHANNELS_LAST=0`` (:func:`landscape.device.channels_last_default`)."""
+    from ..device import channels_last_default
+    if not CHANNELS_LAST_COPY or mode != "eval" or x.dim() != 4 or x.device.type != "cpu" \
+            or not channels_last_default(x.device):
         return model
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs or all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs):
