@@ -20,7 +20,8 @@ the commands making one figure or table, with the settings of each scale in tabl
 
 Placeholders ``{out}`` (the recipe's output folder), ``{root}`` (the folder of all recipes; models
 shared between recipes live in ``{root}/models``) and every key of the chosen scale are substituted
-(a scale may refer to the ``[vars]`` table shared by all scales). Each step runs as a subprocess; the
+(a scale may refer to the ``[vars]`` table shared by all scales). Each step runs as a subprocess (in
+process at the quick scale; ``jobs`` at a time in worker processes with :mod:`landscape.scheduler`); the
 steps that finished are recorded in ``<root>/.done.json`` so rerunning the same command skips them
 and resumes the one that was interrupted (training resumes from its checkpoint). A ``[figure]``
 table names a builder in :mod:`landscape.plots.figures` and its arguments.
@@ -30,10 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import signal
-import subprocess
-import sys
 import time
 import tomllib
 from contextlib import contextmanager
@@ -43,6 +40,7 @@ from pathlib import Path
 from .checkpoint import atomic_write_text
 from .errors import LandscapeError
 from .outputs import MARKER, producing
+from .scheduler import _argv, _run_child, _run_in_process
 
 #: the scales of a reproduction recipe (which values fill its commands): ``quick`` runs in seconds (the
 #: test suite), ``fmnist`` on Fashion-MNIST on 2 CPU cores, ``paper`` the paper's CIFAR-10 settings.
@@ -146,55 +144,6 @@ def list_recipes(folder: str | Path | None = None) -> list[ReproductionRecipe]:
     return [load_recipe(p) for p in sorted(folder.glob("*.toml"))]
 
 
-def _argv(command: str) -> list[str]:
-    argv = shlex.split(command)
-    if argv and argv[0] == "landscape":
-        return [sys.executable, "-m", "analysis_cli", *argv[1:]]
-    raise LandscapeError(f"recipe steps must be landscape commands, got {command!r}")
-
-
-def _run_child(argv: list[str], env: dict, stdout=None) -> int:
-    """Run one step as a child process and return its exit code (its output to ``stdout``, a file,
-    if given, else to this process's).
-
-    A SIGTERM to this process (a scheduler's stop, ``kill``) is passed on to the child as SIGINT, which
-    makes a training step save at the next step boundary and exit, and then raises KeyboardInterrupt
-    here: no step is left running behind a stopped ``reproduce``, and rerunning resumes it.
-    """
-    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=None if stdout is None else subprocess.STDOUT)
-    stopped = []
-
-    def forward(signum, frame):
-        stopped.append(signum)
-        proc.send_signal(signal.SIGINT)
-
-    try:
-        old = signal.signal(signal.SIGTERM, forward)
-    except ValueError:  # not the main thread
-        old = None
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the child stops by itself
-        proc.wait()
-        raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-    if stopped:
-        raise KeyboardInterrupt
-    return code
-
-
-def _run_in_process(command: str, run_command) -> int:
-    """Run a landscape command in this process with ``run_command(argv)`` (the CLI's entry point, given
-    by the caller: the library does not import the CLI); no interpreter start-up (the quick scale)."""
-    try:
-        run_command(shlex.split(command)[1:])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 @contextmanager
 def _locked(path: Path):
     """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where there is none)."""
@@ -292,7 +241,7 @@ def run_recipes(units, scale: str = "fmnist", *, dry_run: bool = False, echo=pri
 
     run_parallel([t["command"] for t in todo], int(jobs), logs=[t["log"] for t in todo],
                  run_command=run_command if in_process else None, labels=[t["label"] for t in todo],
-                 on_done=record, echo=echo)
+                 on_done=record, echo=echo, env=env)
     for u in range(len(units)):
         if u not in summaries:
             finish(u)
@@ -304,12 +253,14 @@ def _read_done(root: Path) -> dict:
     return json.loads(done_file.read_text()) if done_file.exists() else {}
 
 
-def _record_done(root: Path, cmd: str, seconds: float) -> None:
+def _record_done(root: Path, cmd: str, seconds: float) -> float:
+    """Record ``cmd`` as finished in ``root``'s ledger; the seconds as recorded."""
     root = Path(root)
     with _locked(root / ".done.lock"):  # recipes sharing a root may run at the same time
         done = _read_done(root)
         done[cmd] = round(seconds, 1)
         atomic_write_text(root / ".done.json", json.dumps(done, indent=1), overwrite=True)
+    return done[cmd]
 
 
 def _run_steps(recipe: ReproductionRecipe, out_root, seed, scale: str, *, dry_run, echo, env, in_process,
@@ -337,9 +288,8 @@ def _run_steps(recipe: ReproductionRecipe, out_root, seed, scale: str, *, dry_ru
             raise KeyboardInterrupt
         if code != 0:
             raise LandscapeError(f"recipe {recipe.name}: step {i} failed (exit {code}): {cmd}")
-        _record_done(root, cmd, time.perf_counter() - t0)
-        done = _read_done(root)
-        steps.append({"command": cmd, "seconds": done[cmd], "skipped": False})
+        steps.append({"command": cmd, "seconds": _record_done(root, cmd, time.perf_counter() - t0),
+                      "skipped": False})
     return steps
 
 

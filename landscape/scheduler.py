@@ -22,6 +22,8 @@ import os
 import queue
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -59,9 +61,57 @@ def dependencies(commands: list[str]) -> list[set[int]]:
     return deps
 
 
+def _argv(command: str) -> list[str]:
+    argv = shlex.split(command)
+    if argv and argv[0] == "landscape":
+        return [sys.executable, "-m", "analysis_cli", *argv[1:]]
+    raise LandscapeError(f"recipe steps must be landscape commands, got {command!r}")
+
+
+def _run_child(argv: list[str], env: dict, stdout=None) -> int:
+    """Run one step as a child process and return its exit code (its output to ``stdout``, a file,
+    if given, else to this process's).
+
+    A SIGTERM to this process (a scheduler's stop, ``kill``) is passed on to the child as SIGINT, which
+    makes a training step save at the next step boundary and exit, and then raises KeyboardInterrupt
+    here: no step is left running behind a stopped ``reproduce``, and rerunning resumes it.
+    """
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=None if stdout is None else subprocess.STDOUT)
+    stopped = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        proc.send_signal(signal.SIGINT)
+
+    try:
+        old = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the child stops by itself
+        proc.wait()
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    if stopped:
+        raise KeyboardInterrupt
+    return code
+
+
+def _run_in_process(command: str, run_command) -> int:
+    """Run a landscape command in this process with ``run_command(argv)`` (the CLI's entry point, given
+    by the caller: the library does not import the CLI); no interpreter start-up (the quick scale)."""
+    try:
+        run_command(shlex.split(command)[1:])
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
 def _run_logged(command: str, run_command, log: str) -> int:
     """Run one step with its output appended to ``log``; its exit code (130: interrupted)."""
-    from .reproduce import _argv, _run_child, _run_in_process
     with open(log, "a", buffering=1) as fh:
         fh.write(f"$ {command}\n")
         try:
@@ -80,7 +130,7 @@ def _stop(signum, frame):
 def _worker(tasks, results, run_command, env: dict) -> None:
     """A worker process: run the steps it is sent until it is sent None. A SIGTERM (from
     :func:`run_parallel`) stops the running step as Ctrl-C does: a training step saves first (its own
-    handler), a child process is passed a SIGINT (:func:`landscape.reproduce._run_child`)."""
+    handler), a child process is passed a SIGINT (:func:`_run_child`)."""
     os.environ.update(env)
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -120,13 +170,14 @@ def worker_threads(jobs: int) -> str | None:
 
 
 def run_parallel(commands: list[str], jobs: int, *, logs: list[str | Path], run_command=None,
-                 labels: list[str] | None = None, on_done=None, echo=print) -> None:
+                 labels: list[str] | None = None, on_done=None, echo=print, env: dict | None = None) -> None:
     """Run ``commands`` (``landscape ...`` lines) ``jobs`` at a time in the order their
     :func:`dependencies` allow, the output of command ``i`` appended to ``logs[i]``.
 
     ``on_done(i, seconds)`` is called in this process as each step succeeds (the caller's ledger).
     A failing step stops new steps from starting; the running ones finish, then
-    :class:`LandscapeError` names the step, its exit code, its log and the log's last line."""
+    :class:`LandscapeError` names the step, its exit code, its log and the log's last line. ``env``
+    is added to the workers' environment (and so to their child processes')."""
     if jobs < 1:
         raise LandscapeError(f"`jobs` must be at least 1, got {jobs}")
     if len(logs) != len(commands):
@@ -137,7 +188,7 @@ def run_parallel(commands: list[str], jobs: int, *, logs: list[str | Path], run_
     deps = dependencies(commands)
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
-    env = {}
+    env = dict(env or {})
     threads = worker_threads(jobs)
     if threads is not None:
         env["LANDSCAPE_THREADS"] = threads
@@ -237,5 +288,3 @@ def run_parallel(commands: list[str], jobs: int, *, logs: list[str | Path], run_
         raise KeyboardInterrupt
     if failed:
         raise LandscapeError(failed[0])
-    if pending:  # nothing could start (cannot happen: dependencies point backwards)
-        raise LandscapeError(f"{len(pending)} steps could not start")

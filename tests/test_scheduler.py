@@ -89,6 +89,21 @@ def test_a_failing_step_names_its_log_and_its_dependents_never_start(tmp_path, c
     assert not (out / ".done.json").exists() or json.loads((out / ".done.json").read_text()) == {}
 
 
+def _print_env(argv):
+    """A stand-in for the CLI's entry point, run in a worker: prints its arguments and one variable."""
+    print(" ".join(argv), os.environ.get("LANDSCAPE_TEST_ENV"))
+
+
+def test_the_callers_environment_and_each_steps_output_reach_the_steps_log(tmp_path):
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    done = []
+    run_parallel(["landscape one --out /r/a", "landscape two --out /r/b"], 2, logs=logs, run_command=_print_env,
+                 env={"LANDSCAPE_TEST_ENV": "seen"}, on_done=lambda i, s: done.append(i), echo=lambda m: None)
+    assert sorted(done) == [0, 1]
+    assert logs[0].read_text() == "$ landscape one --out /r/a\none --out /r/a seen\n"
+    assert logs[1].read_text().endswith("two --out /r/b seen\n")
+
+
 def test_run_parallel_checks_its_arguments(tmp_path):
     with pytest.raises(LandscapeError, match="`jobs`"):
         run_parallel(["landscape recipes"], 0, logs=[tmp_path / "a.log"])
