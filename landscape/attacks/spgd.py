@@ -52,14 +52,17 @@ def topk_mask(m: torch.Tensor, k: int) -> torch.Tensor:
     return out.view_as(m)
 
 
-def masked_perturbation(p: torch.Tensor, m: torch.Tensor, k: int, projected: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_perturbation(p: torch.Tensor, m: torch.Tensor, k: int, projected: bool,
+                        b: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``p ⊙ topk(m)`` in the forward pass, with sparse-PGD's straight-through gradients.
 
     Returns ``(delta, binary_mask)``. Gradients: d/dp is ``g ⊙ sigmoid(m)`` (unprojected) or
-    ``g ⊙ b`` (projected); d/d sigmoid(m) is ``sum_c g ⊙ p`` in both cases.
+    ``g ⊙ b`` (projected); d/d sigmoid(m) is ``sum_c g ⊙ p`` in both cases. ``b``: ``topk_mask(m, k)``
+    when the caller has it already.
     """
     s = torch.sigmoid(m)
-    b = topk_mask(m.detach(), k)
+    if b is None:
+        b = topk_mask(m.detach(), k)
     if projected:
         delta = p * b + p.detach() * (s - s.detach())
     else:
@@ -118,65 +121,79 @@ class SparsePGD(Attack):
         best_delta = torch.zeros_like(x)
         best_loss = torch.full((n,), float("-inf"), device=x.device, dtype=x.dtype)
         best_fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
-        unchanged = torch.zeros(n, dtype=torch.long, device=x.device)
         done = torch.zeros(n, dtype=torch.bool, device=x.device)
         if self.early_stop:
             with torch.no_grad():
                 done = model(x).argmax(1) != y          # already misclassified: nothing to do
             best_fooled = done.clone()
 
+        # The examples still attacked, compacted: row j of every "a" tensor is example act[j]. They
+        # are gathered once, and shrunk only when some of them stop (early stop), so a step does no
+        # gather or scatter of images; an example's best is written back when it leaves the set.
+        act = (~done).nonzero().squeeze(1)
+        xa, ya, pa, ma = x[act], y[act], p[act], m[act]
+        lo = torch.maximum(torch.full_like(xa, -self.magnitude), -xa)   # p's bounds: the magnitude
+        hi = torch.minimum(torch.full_like(xa, self.magnitude), 1 - xa)  # and the box, in one clamp
+        bd, bl, bf = best_delta[act], best_loss[act], best_fooled[act]
+        unchanged = torch.zeros(act.numel(), dtype=torch.long, device=x.device)
+        ba = topk_mask(ma, k) if act.numel() else None  # the binary mask of ma, kept up to date
+
+        def flush(rows):
+            best_delta[act[rows]] = bd[rows]
+            best_loss[act[rows]] = bl[rows]
+            best_fooled[act[rows]] = bf[rows]
+
         for it in range(self.steps + 1):
-            idx = (~done).nonzero().squeeze(1)
-            if idx.numel() == 0:
+            if act.numel() == 0:
                 break
             last = it == self.steps
             if last and not self.track_best:
                 with torch.no_grad():
-                    delta, _ = masked_perturbation(p[idx], m[idx], k, self.projected)
-                    best_delta[idx] = delta
+                    bd = masked_perturbation(pa, ma, k, self.projected, ba)[0]
                 break
-            pi = p[idx].requires_grad_(not last)
-            mi = m[idx].requires_grad_(not last)
-            xi, yi = x[idx], y[idx]
+            pi = pa.requires_grad_(not last)
+            mi = ma.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
-                delta, b = masked_perturbation(pi, mi, k, self.projected)
-                logits = model(xi + delta)
-                loss = self._loss(logits, yi)
+                delta, b = masked_perturbation(pi, mi, k, self.projected, ba)
+                logits = model(xa + delta)
+                loss = self._loss(logits, ya)
                 if not last:
                     gp, gm = torch.autograd.grad(loss.sum(), [pi, mi])
             with torch.no_grad():
                 delta, loss = delta.detach(), loss.detach()
-                fooled = logits.argmax(1) != yi
+                fooled = logits.argmax(1) != ya
                 if self.track_best:
-                    bf, bl = best_fooled[idx], best_loss[idx]
                     better = (fooled & ~bf) | ((fooled == bf) & (loss > bl))
                 else:                        # keep only successes; the last iterate is taken below
                     better = fooled
                 if better.any():
-                    upd = idx[better]
-                    best_delta[upd] = delta[better]
-                    best_loss[upd] = loss[better]
-                    best_fooled[upd] = fooled[better]
-                if self.early_stop:
-                    done[idx[fooled]] = True
+                    bd = torch.where(better.view(-1, 1, 1, 1), delta, bd)
+                    bl = torch.where(better, loss, bl)
+                    bf = torch.where(better, fooled, bf)
                 if last:
                     break
                 # magnitude: sign step, then back into [-magnitude, magnitude] and the box
-                pn = (pi.detach() + step * gp.sign()).clamp(-self.magnitude, self.magnitude)
-                pn = torch.minimum(torch.maximum(pn, -xi), 1 - xi)
+                pn = torch.clamp(pi.detach() + step * gp.sign(), lo, hi)
                 # mask: l2-normalised step (no step where the gradient vanishes)
                 gnorm = gm.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
                 mn = mi.detach() + torch.where(gnorm > 2e-10, mask_step * gm / (gnorm + 1e-10), torch.zeros_like(gm))
-                same = (topk_mask(mn, k) == b).flatten(1).all(dim=1)
-                cnt = torch.where(same, unchanged[idx] + 1, torch.zeros_like(unchanged[idx]))
-                redraw = cnt >= self.patience
+                bn = topk_mask(mn, k)
+                same = (bn == b).flatten(1).all(dim=1)
+                unchanged = torch.where(same, unchanged + 1, torch.zeros_like(unchanged))
+                redraw = unchanged >= self.patience
                 if redraw.any():
-                    fresh = self._init_m(xi[redraw], gen)
+                    fresh = self._init_m(xa[redraw], gen)
                     mn[redraw] = fresh
-                    cnt[redraw] = 0
-                unchanged[idx] = cnt
-                p[idx] = pn
-                m[idx] = mn
+                    bn[redraw] = topk_mask(fresh, k)
+                    unchanged[redraw] = 0
+                pa, ma, ba = pn, mn, bn
+                if self.early_stop and fooled.any():
+                    flush(fooled)
+                    keep = ~fooled
+                    act, xa, ya, pa, ma, ba = act[keep], xa[keep], ya[keep], pa[keep], ma[keep], ba[keep]
+                    lo, hi, bd, bl, bf, unchanged = lo[keep], hi[keep], bd[keep], bl[keep], bf[keep], unchanged[keep]
+        if act.numel():
+            flush(torch.ones(act.numel(), dtype=torch.bool, device=x.device))
         return (x + best_delta).clamp(0, 1)
 
 
