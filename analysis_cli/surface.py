@@ -97,6 +97,9 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
                        f"jump_ratio {c['jump_ratio']:.4g}, jump_fraction {c['jump_fraction']:.4g}, "
                        f"second_diff {c['second_diff']:.4g}, local_minima {c['local_minima']} "
                        f"({m['directions']['kind']} directions, range {m['range'][0]:g}:{m['range'][1]:g})")
+            if m.get("points_per_second"):
+                click.echo(f"{m['label']}: {m['points_evaluated']} points evaluated in {m['seconds']:.1f} s "
+                           f"({m['points_per_second']:.3g} points/s, {m.get('points_per_batch', 1)} per forward)")
         click.echo(f"wrote {fig_path}, {csv_path}, {json_path}")
     finally:
         leave(started)

@@ -150,6 +150,7 @@ def compute_surface(objective: LossObjective, directions: Sequence[Mapping[str, 
             "a_values": a_values, "b_values": b_values, "dims": 1 if d2 is None else 2,
             "objective": objective.describe(), "seed": seed, "world": world, "config_key": key,
             "seconds": elapsed, "points_evaluated": sum(1 for i in todo if i in points)}
+    meta["points_per_second"] = meta["points_evaluated"] / elapsed if meta["points_evaluated"] and elapsed > 0 else None
     if complete:
         meta.update(surface_summary(df, a_values, b_values))
         if ppath and not keep_partial:

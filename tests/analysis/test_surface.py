@@ -93,6 +93,7 @@ def test_resume_after_interruption_gives_same_grid(tiny_cnn, tiny_batch, tmp_pat
     resumed, meta = compute_surface(LossObjective(tiny_cnn, x, y, "recomputed", RandomL0(3, "l0")), dirs, coeffs,
                                     partial=partial, **kwargs)
     assert meta["complete"] and meta["points_evaluated"] == 5
+    assert meta["points_per_second"] == pytest.approx(5 / meta["seconds"])
     pd.testing.assert_frame_equal(full, resumed)
     assert not partial.exists()
     # a partial file of another configuration is not mixed in
@@ -137,6 +138,8 @@ def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
     assert meta["surfaces"][0]["directions"]["kind"] == "hessian" and meta["surfaces"][0]["range"] == [-0.05, 0.05]
     assert meta["surfaces"][0]["split"] == "train"
     assert (tmp_path / "full.png").stat().st_size > 0
+    assert "9 points evaluated in" in r.output and "points/s" in r.output
+    assert meta["surfaces"][0]["points_per_second"] > 0
     # the centre equals the checkpoint's recomputed adversarial loss
     ckpt = Checkpoint.load(ck)
     from landscape.analysis import api
