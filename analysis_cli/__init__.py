@@ -180,6 +180,8 @@ class LandscapeGroup(click.Group):
 def cli():
     """Train adversarially robust classifiers under l0/l1/l2/l∞ budgets and measure their loss
     landscapes: Hessian spectra, 2-D surfaces, interpolation sweeps and Lipschitz estimates."""
+    from landscape.device import tune_cpu_allocator
+    tune_cpu_allocator()
 
 
 def main(argv=None):

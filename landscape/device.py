@@ -43,3 +43,43 @@ def channels_last_default(device: torch.device | str | None = None) -> bool:
             return False
     kind = getattr(device, "type", str(device or "cpu").split(":")[0])
     return kind in ("cpu", "cuda")
+
+
+#: mallopt parameter numbers (glibc's malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+#: what :func:`tune_cpu_allocator` did in this process (None: not called yet)
+ALLOCATOR_TUNED: bool | None = None
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep the CPU's large freed blocks in the process heap instead of returning them to the system.
+
+    torch allocates CPU tensors with ``malloc``. glibc serves a block above its mmap threshold
+    (128 KiB at first) with a fresh ``mmap`` and unmaps it when freed, so every activation of a
+    batch (12.8 MiB for one small-cnn layer on 256 Fashion-MNIST images) arrives as new pages that
+    the kernel must zero on first touch: in an attack or a surface point a third of the time went to
+    those page faults. This sets glibc's mmap threshold to its largest value (32 MiB), its trim
+    threshold to 1 GiB and its top pad to 64 MiB, so freed blocks are reused; the numbers computed do
+    not change, the process keeps its peak heap instead of shrinking after it (benchmarks/RESULTS.md,
+    "Allocator"). Called once per ``landscape`` command; Python callers may call it themselves.
+    Returns whether it took effect: False off glibc Linux and under ``LANDSCAPE_MALLOC=0``.
+    """
+    global ALLOCATOR_TUNED
+    env = os.environ.get("LANDSCAPE_MALLOC", "").strip()
+    if env not in ("", "0", "1"):
+        raise LandscapeError(f"LANDSCAPE_MALLOC must be 0 or 1, got {env!r}")
+    if ALLOCATOR_TUNED is not None:
+        return ALLOCATOR_TUNED
+    ok = False
+    if env != "0" and os.name == "posix":
+        import ctypes
+        try:
+            libc = ctypes.CDLL(None)
+            libc.gnu_get_libc_version          # glibc only (musl's mallopt does nothing)
+            mallopt = libc.mallopt
+            ok = all(mallopt(param, value) == 1 for param, value in
+                     ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20)))
+        except (OSError, AttributeError):
+            ok = False
+    ALLOCATOR_TUNED = ok
+    return ok
