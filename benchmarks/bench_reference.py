@@ -13,8 +13,9 @@ Hessian, loss and attack success for a training step):
 ``saa``      the sparse-AutoAttack cascade vs the authors' (``autoattack/saa.py``: projected stage,
              unprojected stage, Sparse-RS with cross-entropy; the same budgets).
 ``lanczos``  ``lanczos_topk(op, 20)`` vs PyHessian ``hessian(model, CE, dataloader).eigenvalues(top_n=20)``
-             on the same batches; error = largest relative error of the top-20 against a tight
-             float64 Lanczos run (untimed).
+             on the same batches (``hessian(model, CE, data=(x, y))``, its single-batch mode that
+             keeps the gradient graph, when the sample is one batch); error = largest relative error
+             of the top-20 against a tight float64 Lanczos run (untimed, ``--reference-dtype/-tol``).
 ``hvp``      one product of ``HessianOperator`` (graphs cached after the first product, the default;
              and ``cache=False``) vs the retained-graph anchor (per-batch gradient graphs built once,
              then one double backward per batch); error = max |difference| / max |anchor|.
@@ -159,37 +160,60 @@ def section_lanczos(ctx):
     a, dev, model = ctx["args"], ctx["dev"], ctx["model"]
     batches = _hessian_data(ctx)
     topn = a.topk
-    ctx["log"](f"    reference eigenvalues: float64 Lanczos, tol 1e-9 (untimed)")
-    ref_op = HessianOperator(model, "clean", batches, dtype="float64")
-    exact = np.sort(lanczos_topk(ref_op, topn, tol=1e-9, check=False, progress=False).eigenvalues)[::-1]
-    del ref_op
 
-    def err(vals):
+    def errors(vals, exact):
         v = np.sort(np.asarray(vals, dtype=np.float64))[::-1]
         return float(np.max(np.abs(v - exact) / np.abs(exact)))
 
     def ours(r):
         op = HessianOperator(model, "clean", batches, dtype="float32")
         res = lanczos_topk(op, topn, seed=r, check=False, progress=False)
-        return {"max_rel_err": err(res.eigenvalues), "hvp": op.n_hvp}
+        return {"eigenvalues": [float(v) for v in res.eigenvalues], "hvp": op.n_hvp}
 
     def theirs(r):
         torch.manual_seed(r)
         m = model.eval()
-        loader = [(b.x, b.y) for b in batches]
         count = [0]
-        h = PyHessian(m, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=dev.type == "cuda")
-        orig = h.dataloader_hv_product
+        if len(batches) == 1:
+            # one batch: PyHessian's own single-batch mode (``data=``), which builds the gradient
+            # graph once and pays one double backward per product (the retained-graph anchor)
+            ph_mod = sys.modules["pyhessian.hessian"]     # the module (the package's ``hessian`` is the class)
+            orig = ph_mod.hessian_vector_product
 
-        def counted(v):
-            count[0] += 1
-            return orig(v)
-        h.dataloader_hv_product = counted
-        vals, _ = h.eigenvalues(top_n=topn)
+            def counted(*args):
+                count[0] += 1
+                return orig(*args)
+            ph_mod.hessian_vector_product = counted
+            try:
+                h = PyHessian(m, torch.nn.CrossEntropyLoss(), data=(batches[0].x, batches[0].y),
+                              cuda=dev.type == "cuda")
+                vals, _ = h.eigenvalues(top_n=topn)
+            finally:
+                ph_mod.hessian_vector_product = orig
+        else:
+            loader = [(b.x, b.y) for b in batches]
+            h = PyHessian(m, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=dev.type == "cuda")
+            orig = h.dataloader_hv_product
+
+            def counted(v):
+                count[0] += 1
+                return orig(v)
+            h.dataloader_hv_product = counted
+            vals, _ = h.eigenvalues(top_n=topn)
         m.zero_grad(set_to_none=True)
-        return {"max_rel_err": err(vals), "hvp": count[0]}
+        return {"eigenvalues": [float(v) for v in vals], "hvp": count[0]}
 
     res = interleave({"landscape": ours, "reference": theirs}, a.lanczos_repeats, dev, ctx["log"])
+    # the eigenvalues both sides are judged against: a tight Lanczos run, untimed and after the timed
+    # runs (so that their numbers are out first when it is long)
+    ctx["log"](f"    reference eigenvalues: {a.reference_dtype} Lanczos, tol {a.reference_tol:g} (untimed)")
+    ref_op = HessianOperator(model, "clean", batches, dtype=a.reference_dtype)
+    exact = np.sort(lanczos_topk(ref_op, topn, tol=a.reference_tol, check=False, progress=False).eigenvalues)[::-1]
+    del ref_op
+    ctx["log"](f"    reference eigenvalues: {[round(float(v), 4) for v in exact]}")
+    for side in res.values():
+        for d in side["acc"]:
+            d["max_rel_err"] = errors(d["eigenvalues"], exact)
     t_o = statistics.median(res["landscape"]["seconds"])
     t_r = statistics.median(res["reference"]["seconds"])
     e_o = max(d["max_rel_err"] for d in res["landscape"]["acc"])
@@ -353,10 +377,16 @@ def main(argv=None):
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hessian-repeats", type=int, default=None, help="HVP repeats (default: --repeats)")
+    ap.add_argument("--reference-dtype", default="float64", choices=["float32", "float64"],
+                    help="dtype of the untimed Lanczos run that gives the exact top-k")
+    ap.add_argument("--reference-tol", type=float, default=1e-9, help="its ARPACK tolerance")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--allocator", default="default", choices=["default", "tuned"],
+                    help="glibc's malloc as it is, or as every landscape command sets it "
+                         "(landscape.device.tune_cpu_allocator); the same for both sides")
     ap.add_argument("--full", action="store_true", help="the issue's sizes: " + ", ".join(f"{k}={v}" for k, v in FULL.items()))
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args(argv)
@@ -366,6 +396,10 @@ def main(argv=None):
     a.hessian_repeats = a.hessian_repeats or a.repeats
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.allocator == "tuned":
+        from landscape.device import tune_cpu_allocator
+        if not tune_cpu_allocator():
+            raise SystemExit("--allocator tuned needs glibc (and LANDSCAPE_MALLOC unset or 1)")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     sections = [s.strip() for s in a.sections.split(",") if s.strip()]
     ref = load_spgd_reference(a.spgd_repo) if any(s in sections for s in ("spgd", "saa", "train")) else None
@@ -392,6 +426,7 @@ def main(argv=None):
     head = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
+            "allocator": a.allocator,
             "command": " ".join(["python", "benchmarks/bench_reference.py", *(argv if argv is not None else sys.argv[1:])]),
             "checkpoint": str(ck.path), "arch": ck.arch, "dataset": ck.dataset.get("name"),
             "clean_accuracy": clean, "n_images": len(ctx["y"])}
@@ -404,7 +439,7 @@ def main(argv=None):
         for fn in runners[s]:
             log(f"[{s}]")
             rows.append(fn())
-    print(f"# bench_reference  {head['date']}  {head['machine']}  torch {head['torch']}  {head['threads']} threads  {head['device']}")
+    print(f"# bench_reference  {head['date']}  {head['machine']}  torch {head['torch']}  {head['threads']} threads  {head['device']}  allocator {head['allocator']}")
     print(f"# {head['command']}")
     print(f"# model {head['arch']} ({head['dataset']}), clean accuracy {100 * clean:.1f}% on {len(ctx['y'])} test images")
     print("| measurement | setting | landscape (s) | reference (s) | reference / landscape | accuracy (landscape vs reference) |")

@@ -148,19 +148,25 @@ def attack_record(attack) -> dict:
 
 
 def attack_passes(attack) -> float:
-    """Upper bound on the forward+backward passes per example an attack costs (attacks stop early
-    on examples they have broken, so the real cost is usually lower)."""
+    """Forward+backward passes per example an attack costs, a forward alone counting ``_FORWARD``:
+    its steps (or queries, forwards only) and the forward that checks its last iterate; a loss-keeping
+    cascade (:class:`~landscape.attacks.maxloss.MaxLoss`) adds the clean forward and one per stage
+    that compares the stage's result. Attacks that stop early on broken examples cost less."""
     if attack is None:
         return 0.0
     stages = getattr(attack, "stages", None)
     if stages:
-        return sum(attack_passes(a) for a in _stages(attack))
+        inner = sum(attack_passes(a) for a in _stages(attack))
+        from .attacks.maxloss import MaxLoss
+        if isinstance(attack, MaxLoss):
+            inner += _FORWARD * (1 + len(_stages(attack)))
+        return inner
     restarts = getattr(attack, "restarts", 1) or 1
     queries = getattr(attack, "n_queries", None)
     if queries is not None and getattr(attack, "name", "") == "rs":
         return _FORWARD * queries * restarts
     steps = getattr(attack, "steps", None)
-    return float((steps or 1) * restarts)
+    return float(((steps or 1) + _FORWARD) * restarts)
 
 
 def seconds_per_pass(model, x, batch_size: int = 256) -> float:
@@ -230,7 +236,7 @@ class Plan:
         if self.seconds is not None:
             from .threads import CHOSEN
             thr = f" on {CHOSEN['threads']} thread(s)" if CHOSEN else ""
-            text += f"; estimated at most {format_seconds(self.seconds)}{thr}"
+            text += f"; estimated {format_seconds(self.seconds)}{thr}"
         return text
 
     def announce(self, stream=None) -> None:
@@ -336,7 +342,7 @@ def _passes(command: str, plan: "Plan", opts: dict) -> float:
         return plan.knobs["multi_steps"] + 4
     if command == "surface":
         points = plan.knobs["grid"] ** int(opts.get("dims") or 2)
-        return points * (a.get("attack", 0) + 1)
+        return points * (a.get("attack", 0) + _FORWARD)       # the attack, then the loss (a forward)
     return 1.0
 
 

@@ -96,7 +96,7 @@ def test_readme_cli_block_runs_as_written(session):
     # every analysis says what it will run, and how long it should take, before it starts
     for cmd in ("eval", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "gradients"):
         first = out[cmd].stderr.strip().splitlines()[0]
-        assert first.startswith(f"landscape {cmd}: smoke budget (LANDSCAPE_BUDGET") and "estimated at most" in first, first
+        assert first.startswith(f"landscape {cmd}: smoke budget (LANDSCAPE_BUDGET") and "; estimated " in first, first
         stem = {"eval": "checkpoint_eval_saa", "gradients": "fast-ls-l0-l0-20_gradients"}.get(cmd, f"checkpoint_{cmd}")
         meta = json.loads((cwd / f"{RUN}/{stem}.json").read_text())["meta"]
         assert meta["plan"]["budget"] == "smoke" and meta["plan"]["threads"] == 1
