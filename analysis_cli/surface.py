@@ -55,7 +55,8 @@ def _titled(panels, meta, plan):
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--points-per-batch", type=click.IntRange(1), default=1, show_default=True,
-              help="grid points per forward pass (stacked weights; same values)")
+              help="grid points per forward pass (stacked weights; same values). For small kernels on a "
+                   "GPU; on the CPU one point per forward was 1.5-2x faster (benchmarks/RESULTS.md)")
 @click.option("--chunk-size", type=click.IntRange(1), default=None, help="points per saved chunk [default: one grid row]")
 @click.option("--max-chunks", type=int, default=None, hidden=True, help="stop after this many chunks (testing)")
 @device_option

@@ -501,7 +501,9 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     with the perturbations of the centre; range ±0.05 of the weights' norm) or ``random``
     (filter-normalised Gaussian, range ±1); ``directions_from`` a saved direction file.
     ``points_per_batch`` > 1 evaluates that many grid points in one forward pass (stacked weights,
-    :mod:`landscape.analysis.batched`); results equal the one-point-at-a-time ones.
+    :mod:`landscape.analysis.batched`); results equal the one-point-at-a-time ones. It pays off where
+    per-call overhead dominates (small kernels on a GPU); on the CPU one point per forward was
+    1.5-2x faster for small-cnn (benchmarks/RESULTS.md, "Surface cost per grid point").
     ``partial``: a path prefix for resumable partial results (one file per checkpoint). ``tol``: the
     Lanczos tolerance of the Hessian directions (None: the solver's default).
     Returns ``(df, meta)``; ``meta["complete"]`` is False when ``max_chunks`` stopped early; on a
