@@ -16,7 +16,7 @@ RUNS=${1:-runs/reproduce}
   sed -e 's/^# /### /' benchmarks/sections/recipe_v2_seeds.md
   echo
   sed -e 's/^# /### /' benchmarks/sections/recipe_v2.md
-  for s in training attacks hessian surface reference threads readme_commands; do
+  for s in training attacks hessian surface reference threads allocator readme_commands; do
     echo
     sed -e 's/^# /## /' -e 's/^## \(.*\)/### \1/' -e 's/^### ### /### /' "benchmarks/sections/$s.md"
   done
