@@ -167,7 +167,7 @@ def section_lanczos(ctx):
 
     def ours(r):
         op = HessianOperator(model, "clean", batches, dtype="float32")
-        res = lanczos_topk(op, topn, seed=r, check=False, progress=False)
+        res = lanczos_topk(op, topn, tol=a.lanczos_tol, ncv=a.lanczos_ncv, seed=r, check=False, progress=False)
         return {"eigenvalues": [float(v) for v in res.eigenvalues], "hvp": op.n_hvp}
 
     def theirs(r):
@@ -380,6 +380,8 @@ def main(argv=None):
     ap.add_argument("--reference-dtype", default="float64", choices=["float32", "float64"],
                     help="dtype of the untimed Lanczos run that gives the exact top-k")
     ap.add_argument("--reference-tol", type=float, default=1e-9, help="its ARPACK tolerance")
+    ap.add_argument("--lanczos-tol", type=float, default=None, help="our Lanczos's tolerance (default: its own)")
+    ap.add_argument("--lanczos-ncv", type=int, default=None, help="our Lanczos's basis size (default: its own, 2k+1)")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
     ap.add_argument("--device", default="cpu")
