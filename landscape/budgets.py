@@ -173,7 +173,8 @@ def seconds_per_pass(model, x, batch_size: int = 256) -> float:
     """Measured seconds of one forward+backward pass per example (one timed batch after a warm-up)."""
     import torch
     xb = x[: max(1, min(len(x), batch_size))].detach().clone().requires_grad_(True)
-    from .attacks.base import model_mode
+    from .attacks.base import attack_model, model_mode
+    model = attack_model(model, xb)      # the layout the attacks run in (a channels_last copy on the CPU)
     with model_mode(model, "eval"):
         best = float("inf")
         for _ in range(2):
