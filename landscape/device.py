@@ -77,8 +77,8 @@ def tune_cpu_allocator() -> bool:
             libc = ctypes.CDLL(None)
             libc.gnu_get_libc_version          # glibc only (musl's mallopt does nothing)
             mallopt = libc.mallopt
-            ok = all(mallopt(param, value) == 1 for param, value in
-                     ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20)))
+            ok = all([mallopt(param, value) == 1 for param, value in   # every one tried, then all must hold
+                      ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20))])
         except (OSError, AttributeError):
             ok = False
     ALLOCATOR_TUNED = ok

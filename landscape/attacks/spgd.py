@@ -193,7 +193,7 @@ class SparsePGD(Attack):
                     act, xa, ya, pa, ma, ba = act[keep], xa[keep], ya[keep], pa[keep], ma[keep], ba[keep]
                     lo, hi, bd, bl, bf, unchanged = lo[keep], hi[keep], bd[keep], bl[keep], bf[keep], unchanged[keep]
         if act.numel():
-            flush(torch.ones(act.numel(), dtype=torch.bool, device=x.device))
+            flush(slice(None))
         return (x + best_delta).clamp(0, 1)
 
 
