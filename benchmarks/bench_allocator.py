@@ -15,6 +15,8 @@ Each child warms up once and then times its workload:
              then the loss there (the quick-start small-cnn, untrained).
 
 Every child also prints a checksum of its numbers, which must be equal for both settings.
+``--profile`` runs each setting once more under cProfile (the ``spgd`` and ``surface`` workloads) and
+prints where the time went: the model's convolutions, ReLUs and backward, the same calls either way.
 """
 
 from __future__ import annotations
@@ -32,7 +34,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def child(workload: str, threads: int, examples: int) -> dict:
+def _timed(fn, profile: bool) -> float:
+    """Seconds of ``fn()``; with ``profile``, the top calls by own time go to stderr."""
+    if not profile:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    import cProfile
+    import pstats
+    pr = cProfile.Profile()
+    t0 = time.perf_counter()
+    pr.runcall(fn)
+    sec = time.perf_counter() - t0
+    pstats.Stats(pr, stream=sys.stderr).sort_stats("tottime").print_stats(6)
+    return sec
+
+
+def child(workload: str, threads: int, examples: int, profile: bool = False) -> dict:
     import torch
 
     from landscape.device import tune_cpu_allocator
@@ -59,9 +77,9 @@ def child(workload: str, threads: int, examples: int) -> dict:
         model.eval()
         att = SparsePGD(20, 50, early_stop=False, seed=0)
         att(model, x, y)
-        t0 = time.perf_counter()
-        xa = att(model, x, y)
-        return {"tuned": tuned, "seconds": time.perf_counter() - t0, "check": float(xa.double().sum())}
+        out = {}
+        sec = _timed(lambda: out.update(xa=att(model, x, y)), profile)
+        return {"tuned": tuned, "seconds": sec, "check": float(out["xa"].double().sum())}
     if workload == "surface":
         from landscape.analysis import api
         from landscape.analysis.directions import random_directions
@@ -73,9 +91,9 @@ def child(workload: str, threads: int, examples: int) -> dict:
                             batch_size=256, seed=0)
         off = {k: 0.3 * v for k, v in random_directions(model, 1, seed=0)[0].items()}
         obj.evaluate(off)
-        t0 = time.perf_counter()
-        loss, _ = obj.evaluate(off)
-        return {"tuned": tuned, "seconds": time.perf_counter() - t0, "check": loss}
+        out = {}
+        sec = _timed(lambda: out.update(loss=obj.evaluate(off)[0]), profile)
+        return {"tuned": tuned, "seconds": sec, "check": out["loss"]}
     raise SystemExit(f"unknown workload {workload!r}")
 
 
@@ -85,10 +103,20 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--examples", type=int, default=1024, help="training images of the train workload")
     ap.add_argument("--workloads", default="train,spgd,surface")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of each setting once (spgd, surface)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.child, a.threads, a.examples)))
+        print(json.dumps(child(a.child, a.threads, a.examples, a.profile)))
+        return
+    if a.profile:
+        for w in [w.strip() for w in a.workloads.split(",") if w.strip() in ("spgd", "surface")]:
+            for s in ("0", "1"):
+                env = {**os.environ, "LANDSCAPE_MALLOC": s, "OMP_NUM_THREADS": str(a.threads),
+                       "LANDSCAPE_NO_PROGRESS": "1"}
+                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", w, "--threads",
+                                      str(a.threads), "--profile"], capture_output=True, text=True, env=env)
+                print(f"## {w}, LANDSCAPE_MALLOC={s}\n{out.stderr.strip()}\n")
         return
     import torch
     work = [w.strip() for w in a.workloads.split(",") if w.strip()]
