@@ -57,7 +57,7 @@ def tune_cpu_allocator() -> bool:
     torch allocates CPU tensors with ``malloc``. glibc serves a block above its mmap threshold
     (128 KiB at first) with a fresh ``mmap`` and unmaps it when freed, so every activation of a
     batch (12.8 MiB for one small-cnn layer on 256 Fashion-MNIST images) arrives as new pages that
-    the kernel must zero on first touch: in an attack or a surface point a third of the time went to
+    the kernel must zero on first touch: in an attack or a surface point over a quarter of the time went to
     those page faults. This sets glibc's mmap threshold to its largest value (32 MiB), its trim
     threshold to 1 GiB and its top pad to 64 MiB, so freed blocks are reused; the numbers computed do
     not change, the process keeps its peak heap instead of shrinking after it (benchmarks/RESULTS.md,
