@@ -352,6 +352,12 @@ def _announce_enabled() -> bool:
     return os.environ.get("LANDSCAPE_NO_PROGRESS", "") in ("", "0")
 
 
+#: options of the analysis functions that must be positive whole numbers when given
+POSITIVE_OPTIONS = ("topk", "n_examples", "batch_size", "n_v", "n_steps", "grid", "steps", "queries",
+                    "attack_steps", "attack_queries", "strong_steps", "strong_queries", "multi_steps",
+                    "points_per_batch", "chunk_size", "trace_samples", "maxiter")
+
+
 def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None, announce: bool = True) -> Plan:
     """Resolve ``command``'s budget into ``opts`` (the keyword arguments of its
     :mod:`landscape.analysis.api` function): the sample size, the command's knobs and the steps and
@@ -365,6 +371,9 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     from .device import resolve_device
     if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
+    for k in POSITIVE_OPTIONS:   # before the timed batch and the plan line, under the caller's names
+        if opts.get(k) is not None:
+            api._positive_int(opts[k], k)
     ck = api._load(checkpoints[0])
     dev = resolve_device(opts.get("device", "auto"))
     knob_names = [k for k in COMMANDS[command][NAMES[0]] if k != "n_examples"]

@@ -108,10 +108,21 @@ def read_weights_only(path: str | Path, map_location="cpu", *, note: bool = True
         from .outputs import note_input
         note_input(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise LandscapeError(f"cannot read {path}: {e.strerror or e}") from None
+    # torch.save writes a zip archive ("PK"); its legacy format and plain pickles start with the
+    # pickle PROTO opcode (0x80). Anything else (a text file, an image, an empty file) is not a checkpoint.
+    if not head:
+        raise LandscapeError(f"{path} is empty, not a checkpoint")
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise LandscapeError(f"{path} is not a checkpoint (not a file written by torch.save)")
+    try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg or "Unsupported global" in msg or "weights_only" in msg:
+        if "Unsupported global" in msg or "GLOBAL" in msg:
             raise LandscapeError(f"{path} holds arbitrary pickled objects; refusing to load it "
                                  "(only plain tensors and values are accepted)") from None
         raise LandscapeError(f"{path} is not a readable checkpoint (corrupt or truncated)") from None

@@ -80,6 +80,7 @@ def _bad_files(tmp_path):
     (tmp_path / "truncated.pt").write_bytes(blob[: len(blob) // 2])
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "text.pt").write_text("hello")
+    (tmp_path / "notes.md").write_text("# a markdown file\n")   # '#' once read as a pickle opcode
     torch.save(build_model("small-cnn", **KW).state_dict(), tmp_path / "foreign.pt")
     torch.save({"state_dict": build_model("small-cnn", **KW).state_dict(), "epoch": 3}, tmp_path / "foreign2.pt")
     torch.save({"model": Gadget()}, tmp_path / "object.pt")
@@ -90,8 +91,9 @@ def _bad_files(tmp_path):
     return {
         "missing.pt": "checkpoint not found",
         "truncated.pt": "corrupt or truncated",
-        "empty.pt": "corrupt or truncated",
-        "text.pt": "corrupt or truncated",
+        "empty.pt": "is empty, not a checkpoint",
+        "text.pt": "not a file written by torch.save",
+        "notes.md": "not a file written by torch.save",
         "foreign.pt": "not a landscape checkpoint.*landscape import",
         "foreign2.pt": "not a landscape checkpoint.*landscape import",
         "object.pt": "arbitrary pickled objects",

@@ -158,6 +158,30 @@ def test_bad_input_is_one_line_and_touches_nothing(server, world, case):
     assert_clean_refusal(r, before, world, *words)
 
 
+#: bad numbers refused before the plan line (the suite runs with progress off, which hides that line;
+#: these run with it on) and named by the flag the user typed
+BEFORE_THE_PLAN = {
+    "hessian --topk 0": (["hessian", CK, "--topk", "0", *CHEAP, "--out", "h"], ["--topk"]),
+    "hessian --n-examples 0": (["hessian", CK, "--n-examples", "0", "--out", "h"], ["--n-examples"]),
+    "density --n-v 0": (["density", CK, "--n-v", "0", *CHEAP, "--out", "d"], ["--n-v"]),
+    "lipschitz --n-examples -5": (["lipschitz", CK, "--n-examples", "-5", "--out", "l.png"], ["--n-examples"]),
+    # surface's --steps is the grid: the attack's steps must be named --attack-steps
+    "surface --attack-steps 0": (["surface", CK, "--grid", "2", "--loss", "recomputed", "--attack-steps", "0",
+                                  *CHEAP, "--out", "s4.png"], ["--attack-steps"]),
+    "eval --queries 0": (["eval", CK, "--attack", "saa", "--queries", "0", *CHEAP], ["--queries"]),
+    "info on a text file": (["info", "notes.txt"], ["notes.txt", "not a file written by torch.save"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BEFORE_THE_PLAN))
+def test_bad_numbers_are_refused_before_the_plan_line(server, world, case):
+    args, words = BEFORE_THE_PLAN[case]
+    before = snapshot(world)
+    r = server.run(args, world, env={"LANDSCAPE_NO_PROGRESS": "0"})
+    line = assert_clean_refusal(r, before, world, *words)
+    assert "estimated" not in line and "budget" not in line
+
+
 def test_resume_of_a_read_only_checkpoint_is_refused(server, world, tmp_path):
     run = tmp_path / "ro"
     shutil.copytree(world / "run", run)
