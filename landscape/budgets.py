@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from . import validate as _validate
 from .errors import LandscapeError
 
 NAMES = ("full", "reduced", "smoke")
@@ -374,6 +375,16 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     for k in POSITIVE_OPTIONS:   # before the timed batch and the plan line, under the caller's names
         if opts.get(k) is not None:
             api._positive_int(opts[k], k)
+    if opts.get("grid") is not None and int(opts["grid"]) < 2:
+        raise LandscapeError("`grid` must be at least 2")
+    if opts.get("span") is not None:
+        api.parse_span(opts["span"])
+    if opts.get("radii") is not None:
+        _validate.values("radii", opts["radii"], positive=True)
+    _validate.number("sigma", opts.get("sigma"), positive=True, allow_none=True)
+    if opts.get("smoothing") is not None and not 0 <= _validate.number("smoothing", opts["smoothing"]) < 1:
+        raise LandscapeError(f"`smoothing` (label smoothing) must be in [0, 1), got {opts['smoothing']}")
+    _validate.solver_options(tol=opts.get("tol"))
     ck = api._load(checkpoints[0])
     dev = resolve_device(opts.get("device", "auto"))
     knob_names = [k for k in COMMANDS[command][NAMES[0]] if k != "n_examples"]

@@ -447,6 +447,7 @@ def hessian_density(checkpoints: Sequence, *, n_v: int = 10, n_steps: int = 80, 
     _positive_int(n_steps, "n_steps")
     if _positive_int(grid, "grid") < 2:
         raise LandscapeError("`grid` must be at least 2")
+    _validate.number("sigma", sigma, positive=True, allow_none=True)
     for path in checkpoints:  # every checkpoint readable before the first one's work
         _load(path)
     _note(f"density: {len(checkpoints)} checkpoint(s); {n_v} start vectors x {n_steps} Lanczos steps; "

@@ -346,6 +346,7 @@ def slq_density(op, n_v: int = 10, n_steps: int = 80, grid: int | np.ndarray = 1
     """
     if n_v < 1 or n_steps < 1:
         raise LandscapeError("the density needs n_v >= 1 and n_steps >= 1")
+    _validate.number("sigma", sigma, positive=True, allow_none=True)   # before any product
     n0, t0 = _n_hvp(op), time.perf_counter()
     rng = np.random.RandomState(seed)
     nodes, weights = [], []

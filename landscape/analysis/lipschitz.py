@@ -45,7 +45,7 @@ from .overlap import perturbed_pixels, pixel_iou
 def label_smoothing_targets(y: torch.Tensor, num_classes: int, smoothing: float = 0.1) -> torch.Tensor:
     """``(1-s)·onehot(y) + s/C``."""
     if not 0 <= smoothing < 1:
-        raise LandscapeError(f"label smoothing must be in [0, 1), got {smoothing}")
+        raise LandscapeError(f"`smoothing` (label smoothing) must be in [0, 1), got {smoothing}")
     return F.one_hot(y.long(), num_classes).float() * (1 - smoothing) + smoothing / num_classes
 
 

@@ -136,6 +136,14 @@ def test_library_entry_point_gives_the_cli_numbers(cli_run, tmp_path):
     assert r.exit_code == 2 and "--topk" in r.stderr and "`" not in r.stderr
 
 
+def test_library_refuses_bad_numbers_by_argument_name(tmp_path):
+    ck = make_ckpt(tmp_path / "l0.pt", ThreatModel("l0", 2))
+    with pytest.raises(LandscapeError, match="`sigma`"):
+        api.hessian_density([ck], sigma=-1.0, n_examples=8, loss="clean")
+    with pytest.raises(LandscapeError, match="`smoothing`"):
+        api.lipschitz(ck, radii=[0.1], smoothing=1.5, n_examples=8)
+
+
 def test_scale_budget_is_printed_in_results(cli_run, tmp_path):
     ck = make_ckpt(tmp_path / "l2.pt", ThreatModel("l2", 0.5))
     r = cli_run(["hessian", ck, "--topk", 2, "--n-examples", 4, "--params", "classifier.5.*", "--attack-steps", 2,

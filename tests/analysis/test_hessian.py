@@ -230,6 +230,11 @@ def test_slq_density_integrates_to_one_and_its_mean_is_trace_over_n(data, ref):
         assert abs(w.sum() - 1) < 1e-10
     assert abs(d.nodes[0].max() - ev.max()) < 1e-6 * ev.max()  # 25 steps find the top eigenvalue
     assert d.n_hvp <= 6 * 25
+    n0 = op.n_hvp
+    for bad in (-1.0, 0.0, float("nan")):   # refused before any product
+        with pytest.raises(LandscapeError, match="`sigma`"):
+            slq_density(op, n_v=2, n_steps=5, sigma=bad)
+    assert op.n_hvp == n0
 
 
 def test_bad_k(data, ref):

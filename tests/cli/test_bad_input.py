@@ -170,6 +170,13 @@ BEFORE_THE_PLAN = {
                                   *CHEAP, "--out", "s4.png"], ["--attack-steps"]),
     "eval --queries 0": (["eval", CK, "--attack", "saa", "--queries", "0", *CHEAP], ["--queries"]),
     "info on a text file": (["info", "notes.txt"], ["notes.txt", "not a file written by torch.save"]),
+    "surface --range 1:0": (["surface", CK, "--grid", "2", "--loss", "clean", "--range", "1:0", *CHEAP,
+                             "--out", "s5.png"], ["--range"]),
+    "lipschitz --radii 0": (["lipschitz", CK, "--radii", "0", *CHEAP, "--out", "l.png"], ["--radii"]),
+    "lipschitz --smoothing 2": (["lipschitz", CK, "--smoothing", "2", *CHEAP, "--out", "l.png"], ["--smoothing"]),
+    "density --grid 1": (["density", CK, "--grid", "1", *CHEAP, "--out", "d"], ["--grid"]),
+    # accepted silently before: a negative broadening gave a density integrating to a negative number
+    "density --sigma -1": (["density", CK, "--sigma", "-1", *CHEAP, "--out", "d"], ["--sigma"]),
 }
 
 
