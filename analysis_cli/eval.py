@@ -71,11 +71,11 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     if opts["n_examples"] is not None and opts["n_examples"] < 0:
         raise LandscapeError(f"--n-examples must be 0 (all) or positive, got {opts['n_examples']}")
     from landscape import budgets
-    plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
     path = Path(checkpoint)
     csv_path, json_path = _outputs(path, out, opts)
     claim_outputs({"out": csv_path, "save_adv": save_adv})  # refused now, not after the attack
     claim_outputs({"out": json_path})
+    plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
     df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None, **opts)
     meta["plan"] = plan.record()
     adv = meta.pop("adv", None)

@@ -249,8 +249,34 @@ def claim_outputs(paths, arg: str | None = None) -> None:
     items = [(a, p) for a, p in items if p is not None]
     for a, p in items:
         check_replace(p, arg=a)
+    for folder in dict.fromkeys(_nearest_folder(p, a) for a, p in items):
+        _probe_writable(*folder)
     for _, p in items:
         claim(p, strong=False)
+
+
+def _nearest_folder(path, arg):
+    """``(folder, arg)``: the nearest existing ancestor of ``path``, where its folders would be made."""
+    d = Path(path).absolute().parent
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    if not d.is_dir():
+        raise LandscapeError(f"cannot write {path}: {d} is a file, not a folder; choose another "
+                             + (f"`{arg}`" if arg else "output path"))
+    return d, arg
+
+
+def _probe_writable(folder: Path, arg) -> None:
+    """Create and remove a hidden file in ``folder``, so that an output that cannot be written is
+    refused before the work, not after it."""
+    import tempfile
+    try:
+        fd, name = tempfile.mkstemp(prefix=".landscape-probe-", dir=folder)
+    except OSError as e:
+        raise LandscapeError(f"cannot write into {folder} ({e.strerror or e}); choose another "
+                             + (f"`{arg}`" if arg else "output path")) from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def ensure_writable(path, arg: str | None = None, what: str = "file") -> None:

@@ -170,6 +170,11 @@ BEFORE_THE_PLAN = {
                                   *CHEAP, "--out", "s4.png"], ["--attack-steps"]),
     "eval --queries 0": (["eval", CK, "--attack", "saa", "--queries", "0", *CHEAP], ["--queries"]),
     "info on a text file": (["info", "notes.txt"], ["notes.txt", "not a file written by torch.save"]),
+    # an output that cannot be written: refused before the work, not after it with an OS error
+    "eval --out under a file": (["eval", CK, "--attack", "spgd", "--steps", "1", *CHEAP, "--out", "notes.txt/e"],
+                                ["--out", "not a folder"]),
+    "eval --out into a folder that takes no files": (
+        ["eval", CK, "--attack", "spgd", "--steps", "1", *CHEAP, "--out", "/proc/landscape-e"], ["--out", "/proc"]),
     "surface --range 1:0": (["surface", CK, "--grid", "2", "--loss", "clean", "--range", "1:0", *CHEAP,
                              "--out", "s5.png"], ["--range"]),
     "lipschitz --radii 0": (["lipschitz", CK, "--radii", "0", *CHEAP, "--out", "l.png"], ["--radii"]),
