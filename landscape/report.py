@@ -156,6 +156,8 @@ def _figures_for(stem: Path) -> list[Path]:
 def collect(runs_dir: str | Path) -> list[Section]:
     """The report's sections, one per result found under ``runs_dir`` (sorted by path)."""
     root = Path(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise LandscapeError(f"{root} is a file; give the runs directory that holds the results")
     if not root.is_dir():
         raise LandscapeError(f"runs directory not found: {root}")
     sections: list[Section] = []

@@ -35,6 +35,9 @@ def test_report_empty_or_missing_dir_is_one_clear_error(tmp_path, cli_run):
     r = cli_run(["report", tmp_path / "nope"])
     assert r.exit_code == 2 and "runs directory not found" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "afile").write_text("x")
+    r = cli_run(["report", tmp_path / "afile"])
+    assert r.exit_code == 2 and "is a file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "empty").mkdir()
     r = cli_run(["report", tmp_path / "empty"])
     assert r.exit_code == 2 and "no results" in r.stderr
