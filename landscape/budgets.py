@@ -382,8 +382,9 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     if opts.get("radii") is not None:
         _validate.values("radii", opts["radii"], positive=True)
     _validate.number("sigma", opts.get("sigma"), positive=True, allow_none=True)
-    if opts.get("smoothing") is not None and not 0 <= _validate.number("smoothing", opts["smoothing"]) < 1:
-        raise LandscapeError(f"`smoothing` (label smoothing) must be in [0, 1), got {opts['smoothing']}")
+    if opts.get("smoothing") is not None:
+        from .analysis.lipschitz import check_smoothing
+        check_smoothing(opts["smoothing"])
     _validate.solver_options(tol=opts.get("tol"))
     ck = api._load(checkpoints[0])
     dev = resolve_device(opts.get("device", "auto"))

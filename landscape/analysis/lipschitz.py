@@ -36,16 +36,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import validate as _validate
 from ..errors import LandscapeError
 from .directions import direction_norm, random_direction
 from .objective import LossObjective
 from .overlap import perturbed_pixels, pixel_iou
 
 
+def check_smoothing(smoothing) -> float:
+    """A label-smoothing factor: a finite number in [0, 1)."""
+    s = _validate.number("smoothing", smoothing)
+    if not 0 <= s < 1:
+        raise LandscapeError(f"`smoothing` (label smoothing) must be in [0, 1), got {smoothing}")
+    return s
+
+
 def label_smoothing_targets(y: torch.Tensor, num_classes: int, smoothing: float = 0.1) -> torch.Tensor:
     """``(1-s)·onehot(y) + s/C``."""
-    if not 0 <= smoothing < 1:
-        raise LandscapeError(f"`smoothing` (label smoothing) must be in [0, 1), got {smoothing}")
+    check_smoothing(smoothing)
     return F.one_hot(y.long(), num_classes).float() * (1 - smoothing) + smoothing / num_classes
 
 
