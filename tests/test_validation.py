@@ -131,3 +131,36 @@ def test_progress_in_a_log_file_is_redrawn_every_half_minute(monkeypatch, tmp_pa
     assert text.count("work") <= 3, text      # drawn at the start (and the end), not 1,000 times
     monkeypatch.setattr(sys, "stderr", type("T", (), {"isatty": lambda self: True, "write": print})())
     assert progress.refresh_seconds() == 0.1
+
+
+def test_attack_progress_leaves_the_bars_rate_and_time_left_true(monkeypatch, tmp_path):
+    """An attack's progress text redraws the bar it runs in; that must not touch what tqdm measures
+    its rate from. Before the fix a surface in a log showed 6.25 points/s (and a sixth of the real
+    time left) while it ran 1.1 points/s. A fake clock: 120 points of 1 s, each an attack whose hook
+    fires every 0.5 s."""
+    import sys
+    import time as _time
+
+    from landscape import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(_time, "time", lambda: clock[0])
+    monkeypatch.setattr(_time, "perf_counter", lambda: clock[0])
+    monkeypatch.delenv("LANDSCAPE_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("LANDSCAPE_PROGRESS_INTERVAL", "30")
+    with open(tmp_path / "log", "w") as log:
+        monkeypatch.setattr(sys, "stderr", log)
+        b = progress.bar(total=961, desc="surface", unit="pt")
+        b._time = lambda: clock[0]
+        b.start_t = b.last_print_t = clock[0]
+        for _ in range(120):
+            rep = progress.attack_reporter("spgd", 5, 1, 1)
+            for _ in range(2):
+                clock[0] += 0.5
+                rep.hook(None, (), None)
+            rep.close()
+            b.update(1)
+        rate = b.format_dict["rate"]
+        b.close()
+    assert rate is not None and abs(rate - 1.0) < 0.1, rate
+    assert (tmp_path / "log").read_text().count("surface") <= 10   # still about one line per 30 s
