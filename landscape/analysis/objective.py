@@ -134,6 +134,14 @@ class LossObjective:
     def _attack_all(self) -> torch.Tensor:
         return run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed)
 
+    def _reuses_attack_logits(self) -> bool:
+        """Whether a recomputed point takes its loss from the logits the attack computed on its own
+        result (a loss-keeping attack has them) instead of a forward of its own: only where that
+        forward would be the same one (cross-entropy on the model's output, BatchNorm in eval mode,
+        as the attack ran)."""
+        return (self.mode == "recomputed" and self.loss_fn is None and self.bn == "eval"
+                and getattr(self.attack, "mode", None) == "eval")
+
     def fixed_perturbations(self) -> torch.Tensor:
         """The adversarial examples at the centre (computed once, then held)."""
         if self._x_adv_fixed is None:
@@ -161,7 +169,7 @@ class LossObjective:
         correct = (logits.argmax(1) == yb).sum()
         return loss, correct
 
-    def _loop(self, x_in: torch.Tensor, grad: bool):
+    def _loop(self, x_in: torch.Tensor, grad: bool, logits: torch.Tensor | None = None):
         total, correct = 0.0, 0
         grads = None
         n = len(self.x)
@@ -169,8 +177,12 @@ class LossObjective:
             for i in range(0, n, self.batch_size):
                 sl = slice(i, i + self.batch_size)
                 tb = (self.targets if self.targets is not None else self.y)[sl]
-                with torch.set_grad_enabled(grad):
-                    loss, c = self._batch_loss(self.x[sl], x_in[sl], tb, self.y[sl])
+                if logits is not None and not grad:   # the attack's own forward on x_in
+                    loss = cross_entropy(logits[sl], tb)
+                    c = (logits[sl].argmax(1) == self.y[sl]).sum()
+                else:
+                    with torch.set_grad_enabled(grad):
+                        loss, c = self._batch_loss(self.x[sl], x_in[sl], tb, self.y[sl])
                 w = (min(i + self.batch_size, n) - i) / n
                 if grad:
                     g = torch.autograd.grad(loss * w, list(self.params.values()), allow_unused=True)
@@ -186,9 +198,14 @@ class LossObjective:
         if self.mode == "fixed":
             self.fixed_perturbations()
         with self.at(offset, params):
-            x_in = self.inputs()
+            logits = None
+            if self._reuses_attack_logits():
+                x_in, logits = run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed,
+                                          with_logits=True)
+            else:
+                x_in = self.inputs()
             self.last_x_adv = None if self.mode == "clean" else x_in
-            loss, acc, _ = self._loop(x_in, grad=False)
+            loss, acc, _ = self._loop(x_in, grad=False, logits=logits)
         return loss, acc
 
     def loss_and_grad(self, offset: Mapping[str, torch.Tensor] | None = None, *,

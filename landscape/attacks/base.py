@@ -122,16 +122,31 @@ def watch(model: nn.Module, attack, stage: str | None = None, index: int | None 
         rep.close()
 
 
+def attack_logits(attack, n: int) -> torch.Tensor | None:
+    """The logits ``attack`` left from its last run on the ``n`` examples it returned
+    (``last_logits``: sPGD keeping its best iterate and :class:`~landscape.attacks.maxloss.MaxLoss`
+    have them from forwards they ran anyway, in the attack's model mode), or None when it has none
+    for all of them. A caller that would evaluate the model on those examples next can use them
+    instead of running that forward again."""
+    logits = getattr(attack, "last_logits", None)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n \
+            or not bool(torch.isfinite(logits).all()):
+        return None
+    return logits.detach()
+
+
 @dataclass
 class AttackedBatch:
     """One batch of :func:`attack_batches`: where it starts, its inputs and labels (after ``prepare``),
-    the adversarial examples, what the runner returned (a cascade's result) and its seconds."""
+    the adversarial examples, what the runner returned (a cascade's result), its seconds and the
+    attack's logits on ``x_adv`` where it has them (:func:`attack_logits`), else None."""
     start: int
     x: torch.Tensor
     y: torch.Tensor
     x_adv: torch.Tensor
     result: object
     seconds: float
+    logits: torch.Tensor | None = None
 
 
 def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
@@ -159,16 +174,18 @@ def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, b
         x_adv = getattr(out, "x_adv", out).detach()
         if check and threat is not None and hasattr(threat, "assert_valid"):
             threat.assert_valid(xb, x_adv, what=what)
-        yield AttackedBatch(i, xb, yb, x_adv, out, seconds)
+        yield AttackedBatch(i, xb, yb, x_adv, out, seconds, attack_logits(attack, len(x_adv)) if run is None else None)
 
 
 def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
                seed: int | None = None, check: bool = True, keep_rng: bool = False,
-               progress: bool | None = None, desc: str | None = None) -> torch.Tensor:
+               progress: bool | None = None, desc: str | None = None, with_logits: bool = False):
     """The adversarial examples of ``attack`` over all of ``x`` (:func:`attack_batches`, checked
     against the threat model unless ``check=False``). ``seed`` seeds torch's global generator once
     before the first batch; with ``keep_rng`` the generator's state is restored afterwards. ``desc``
-    shows a progress bar over the batches (silenced like every bar)."""
+    shows a progress bar over the batches (silenced like every bar). With ``with_logits``, returns
+    ``(x_adv, logits)``: the attack's own logits on ``x_adv`` (:func:`attack_logits`) when it left
+    them for every batch, else ``logits`` is None."""
     state = torch.random.get_rng_state() if keep_rng else None
     if seed is not None:
         torch.manual_seed(int(seed))
@@ -177,11 +194,17 @@ def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
         if desc is not None:
             from ..progress import bar
             batches = bar(batches, total=-(-len(x) // batch_size), desc=desc, progress=progress, unit="batch")
-        outs = [b.x_adv for b in batches]
+        outs, logits = [], []
+        for b in batches:
+            outs.append(b.x_adv)
+            logits.append(b.logits)
     finally:
         if state is not None:
             torch.random.set_rng_state(state)
-    return torch.cat(outs) if outs else x.clone()
+    x_adv = torch.cat(outs) if outs else x.clone()
+    if not with_logits:
+        return x_adv
+    return x_adv, (torch.cat(logits) if logits and all(g is not None for g in logits) else None)
 
 
 class Attack:
@@ -239,7 +262,7 @@ class Attack:
         """Plain hyperparameters (for logs, recipes and result metadata)."""
         out = {"attack": self.name, "norm": self.norm, "eps": self.eps}
         for k, v in vars(self).items():
-            if k not in ("threat",) and isinstance(v, (int, float, str, bool, type(None))):
+            if k not in ("threat", "last_logits") and isinstance(v, (int, float, str, bool, type(None))):
                 out[k] = v
         return out
 

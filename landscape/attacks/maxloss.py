@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LandscapeError
-from .base import Attack, attack_model, model_mode, no_param_grad, watch
+from .base import Attack, attack_logits, attack_model, model_mode, no_param_grad, watch
 from .spgd import SparsePGD
 
 
@@ -90,7 +90,10 @@ class ExactL0K1(Attack):
 
 
 class MaxLoss(Attack):
-    """Run every stage on every example; keep per example the highest cross-entropy (clean included)."""
+    """Run every stage on every example; keep per example the highest cross-entropy (clean included).
+
+    After a run, ``last_logits`` holds the model's logits on the examples returned (from the
+    forwards the cascade ran anyway), so that a loss surface needs no forward of its own there."""
 
     name = "maxloss"
 
@@ -111,15 +114,24 @@ class MaxLoss(Attack):
 
     def perturb(self, model, x, y):
         best = x.clone()
-        best_loss = _ce(model, x, y)
+        with torch.no_grad():
+            best_logits = model(x)
+        best_loss = F.cross_entropy(best_logits, y, reduction="none")
         for i, a in enumerate(self.stages, 1):
+            a.last_logits = None
             with watch(model, a, a.name, i, len(self.stages)):  # progress of each stage
                 xa = a.perturb(model, x, y).detach()
             self.threat.assert_valid(x, xa, what=f"{a.name} examples")
-            loss = _ce(model, xa, y)
+            logits = attack_logits(a, len(x))
+            if logits is None:
+                with torch.no_grad():
+                    logits = model(xa)
+            loss = F.cross_entropy(logits, y, reduction="none")
             better = loss > best_loss
             best[better] = xa[better]
             best_loss = torch.where(better, loss, best_loss)
+            best_logits = torch.where(better.view(-1, 1), logits, best_logits)
+        self.last_logits = best_logits
         return best
 
     def __call__(self, model, x, y):

@@ -122,10 +122,14 @@ class SparsePGD(Attack):
         best_loss = torch.full((n,), float("-inf"), device=x.device, dtype=x.dtype)
         best_fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         done = torch.zeros(n, dtype=torch.bool, device=x.device)
+        best_logits = None                              # (n, classes), made at the first forward
+        self.last_logits = None
         if self.early_stop:
             with torch.no_grad():
-                done = model(x).argmax(1) != y          # already misclassified: nothing to do
+                clean = model(x)
+                done = clean.argmax(1) != y             # already misclassified: nothing to do
             best_fooled = done.clone()
+            best_logits = clean.detach().clone()
 
         # The examples still attacked, compacted: row j of every "a" tensor is example act[j]. They
         # are gathered once, and shrunk only when some of them stop (early stop), so a step does no
@@ -138,10 +142,14 @@ class SparsePGD(Attack):
         unchanged = torch.zeros(act.numel(), dtype=torch.long, device=x.device)
         ba = topk_mask(ma, k) if act.numel() else None  # the binary mask of ma, kept up to date
 
+        bg = None                                       # the logits of bd (track_best), as bl
+
         def flush(rows):
             best_delta[act[rows]] = bd[rows]
             best_loss[act[rows]] = bl[rows]
             best_fooled[act[rows]] = bf[rows]
+            if bg is not None:
+                best_logits[act[rows]] = bg[rows]
 
         for it in range(self.steps + 1):
             if act.numel() == 0:
@@ -166,10 +174,18 @@ class SparsePGD(Attack):
                     better = (fooled & ~bf) | ((fooled == bf) & (loss > bl))
                 else:                        # keep only successes; the last iterate is taken below
                     better = fooled
+                if self.track_best:
+                    lg = logits.detach()
+                    if bg is None:
+                        if best_logits is None:
+                            best_logits = torch.full((n, lg.shape[1]), float("nan"), device=x.device, dtype=lg.dtype)
+                        bg = best_logits[act]
                 if better.any():
                     bd = torch.where(better.view(-1, 1, 1, 1), delta, bd)
                     bl = torch.where(better, loss, bl)
                     bf = torch.where(better, fooled, bf)
+                    if bg is not None:
+                        bg = torch.where(better.view(-1, 1), lg, bg)
                 if last:
                     break
                 # magnitude: sign step, then back into [-magnitude, magnitude] and the box
@@ -192,8 +208,15 @@ class SparsePGD(Attack):
                     keep = ~fooled
                     act, xa, ya, pa, ma, ba = act[keep], xa[keep], ya[keep], pa[keep], ma[keep], ba[keep]
                     lo, hi, bd, bl, bf, unchanged = lo[keep], hi[keep], bd[keep], bl[keep], bf[keep], unchanged[keep]
+                    if bg is not None:
+                        bg = bg[keep]
         if act.numel():
             flush(slice(None))
+        if self.track_best and best_logits is not None:
+            # the model's logits on exactly the examples returned (x + best_delta is in [0, 1] as
+            # computed: the magnitudes are clamped to [-x, 1 - x], so the clamp below changes nothing),
+            # for a loss-keeping caller (MaxLoss) that would otherwise run that forward again
+            self.last_logits = best_logits
         return (x + best_delta).clamp(0, 1)
 
 

@@ -118,3 +118,34 @@ def test_bad_arguments(tiny_cnn, tiny_batch):
     obj = LossObjective(tiny_cnn, x, y)
     with pytest.raises(LandscapeError):
         obj.evaluate({"classifier.5.weight": torch.zeros(2, 2)})
+
+
+def test_a_recomputed_point_takes_its_loss_from_the_attacks_own_forward(tiny_cnn, tiny_batch):
+    """A recomputed surface point costs the attack and nothing more: the loss and accuracy come from
+    the logits the loss-keeping attack computed on its result, equal to a forward of the model on
+    it; where that forward would differ (BatchNorm in train mode, a custom loss) it is still run."""
+    from landscape.attacks import MaxLoss, SparsePGD
+
+    x, y = tiny_batch
+    steps = 4
+    atk = MaxLoss([SparsePGD(3, steps, early_stop=False, loss="ce", seed=0)])
+    d = random_directions(tiny_cnn, seed=0)
+    calls = [0]
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: calls.__setitem__(0, calls[0] + 1) if type(m) is type(tiny_cnn) else None)
+    try:
+        obj = LossObjective(tiny_cnn, x, y, mode="recomputed", attack=atk, batch_size=4, seed=0)
+        loss, acc = obj.evaluate(plane_offset(d[0], None, 0.3))
+        per_point = calls[0]
+        with obj.at(plane_offset(d[0], None, 0.3)), torch.no_grad():
+            logits = tiny_cnn(obj.last_x_adv)
+        assert loss == pytest.approx(float(F.cross_entropy(logits, y)), abs=1e-5)
+        assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+        assert per_point == 2 * (1 + steps + 1)          # two batches of 4 and 2: the attack's forwards only
+        calls[0] = 0
+        soft = LossObjective(tiny_cnn, x, y, mode="recomputed", attack=atk, batch_size=4, seed=0,
+                             loss_fn=lambda m, xb, xa, t: F.cross_entropy(m(xa), t))
+        assert soft.evaluate(plane_offset(d[0], None, 0.3))[0] == pytest.approx(loss, abs=1e-5)
+        assert calls[0] > per_point                      # the custom loss runs its own forwards
+    finally:
+        handle.remove()

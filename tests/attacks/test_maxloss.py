@@ -77,3 +77,51 @@ def test_tiled_spgd_gives_each_copy_the_single_batch_result():
     tiled = TiledSparsePGD(2, 6, seed=7, tile=3)(model, x.repeat(3, 1, 1, 1), y.repeat(3))
     for t in range(3):
         assert torch.equal(tiled[5 * t:5 * (t + 1)], single)
+
+
+def _forwards(model_type):
+    """A counter of the top-level forwards of models of ``model_type`` (the attacks' channels_last
+    copies included), as a context manager yielding a one-element list."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def counting():
+        n = [0]
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda m, i, o: n.__setitem__(0, n[0] + 1) if isinstance(m, model_type) else None)
+        try:
+            yield n
+        finally:
+            handle.remove()
+    return counting()
+
+
+def test_loss_keeping_attacks_leave_the_logits_of_what_they_return(tiny_cnn):
+    """sPGD keeping its best iterate and MaxLoss hand back the logits of exactly the examples they
+    return (from forwards they ran anyway), so MaxLoss compares its stages without a forward per
+    stage: the clean forward plus sPGD's steps + 1, nothing more. Early stop, projected or not."""
+    model = tiny_cnn
+    x = torch.rand(16, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(3))
+    for kwargs in ({"early_stop": False, "loss": "ce"}, {"early_stop": True},
+                   {"early_stop": False, "projected": True, "loss": "ce"}):
+        a = SparsePGD(4, 6, seed=0, **kwargs)
+        xa = a(model, x, y)
+        with torch.no_grad():
+            direct = model(xa)
+        assert a.last_logits is not None and torch.allclose(a.last_logits, direct, atol=1e-5), kwargs
+    assert SparsePGD(4, 6, seed=0, track_best=False, early_stop=False)(model, x, y) is not None
+    steps = 5
+    m = MaxLoss([SparsePGD(4, steps, early_stop=False, loss="ce", seed=0)])
+    with _forwards(type(model)) as n:
+        xm = m(model, x, y)
+    assert n[0] == 1 + steps + 1          # clean, the steps, the last iterate; no comparison forward
+    with torch.no_grad():
+        assert torch.allclose(m.last_logits, model(xm), atol=1e-5)
+    # an attack with no logits of its own is compared by a forward, as before
+    m2 = MaxLoss([ExactL0K1()])
+    with _forwards(type(model)) as n:
+        xm2 = m2(model, x, y)
+    with torch.no_grad():
+        assert torch.allclose(m2.last_logits, model(xm2), atol=1e-5)
+    assert "last_logits" not in SparsePGD(4, 6).config() and "last_logits" not in repr(a)
