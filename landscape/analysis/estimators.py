@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,22 @@ def _matvec_t(op, v: np.ndarray) -> np.ndarray:
     return np.asarray(op.matvec(v.astype(op.dtype, copy=False)), dtype=np.float64).reshape(-1)
 
 
+@contextmanager
+def quiet_blas(op):
+    """While ``op``'s products run on the CPU, numpy's and scipy's BLAS (ARPACK's and the
+    reorthogonalisation's vector work) use one thread. OpenBLAS keeps its threads spinning for a while
+    after each call, on the cores torch's threads need for the next Hessian-vector product. On the
+    2-core machine this made each product of a Lanczos run about 1.3x slower than the same product
+    alone (benchmarks/RESULTS.md). An operator on a GPU leaves the BLAS threads as they are."""
+    dev = getattr(op, "device", None)
+    if dev is not None and torch.device(dev).type != "cpu":
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _check_k(op, k: int) -> None:
     n = op.shape[0]
     if int(k) != k or k <= 0:
@@ -189,7 +206,8 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     if ncv is None:
         ncv = min(n, max(2 * k + 1, 20))
     try:
-        lam, vec = eigsh(A, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
+        with quiet_blas(op):
+            lam, vec = eigsh(A, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
         note = None
     except ArpackNoConvergence as e:  # keep what converged; the flags say the rest did not
         lam, vec = e.eigenvalues, e.eigenvectors
@@ -305,6 +323,11 @@ def lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, n
     """``n_steps`` Lanczos steps from ``v0`` with full reorthogonalisation (twice, classical
     Gram-Schmidt); returns the tridiagonal's diagonal ``alpha`` and off-diagonal ``beta``. Stops early
     when the Krylov space is exhausted (``beta`` negligible)."""
+    with quiet_blas(op):
+        return _lanczos_tridiagonal(op, v0, n_steps)
+
+
+def _lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     n = op.shape[0]
     m = int(min(n_steps, n))
     V = np.zeros((m, n))

@@ -313,3 +313,25 @@ def test_cached_gradient_graphs_equal_dense_and_follow_weight_changes(data, mode
     assert rel(tiny @ v, H2 @ v) < 1e-8 and not tiny.cached and tiny.cache_bytes > 10
     with pytest.raises(LandscapeError, match="cache"):
         hessian_operator(model, x, y, batch_size=BS, cache="sometimes")
+
+
+def test_blas_uses_one_thread_while_a_cpu_operators_products_run():
+    """ARPACK's and the reorthogonalisation's BLAS calls run on one thread during a CPU operator's
+    Lanczos runs: OpenBLAS's threads, spinning after each call, took the cores torch needed for the
+    next product (each product 1.3x slower on 2 cores). Seen from inside the products."""
+    from scipy.sparse.linalg import LinearOperator
+    from threadpoolctl import threadpool_info
+
+    from landscape.analysis.estimators import lanczos_tridiagonal
+
+    A = np.diag(np.arange(1.0, 41.0))
+    seen = []
+
+    def mv(v):
+        seen.append(max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1))
+        return A @ np.asarray(v).reshape(-1)
+    op = LinearOperator((40, 40), matvec=mv, dtype=np.float64)
+    res = lanczos_topk(op, 3, tol=1e-10, check=False)
+    assert np.allclose(res.eigenvalues, [40, 39, 38])
+    lanczos_tridiagonal(op, np.ones(40), 10)
+    assert seen and set(seen) == {1}, set(seen)
