@@ -213,9 +213,10 @@ class SparsePGD(Attack):
         if act.numel():
             flush(slice(None))
         if self.track_best and best_logits is not None:
-            # the model's logits on exactly the examples returned (x + best_delta is in [0, 1] as
-            # computed: the magnitudes are clamped to [-x, 1 - x], so the clamp below changes nothing),
-            # for a loss-keeping caller (MaxLoss) that would otherwise run that forward again
+            # the model's logits on the examples returned, for a loss-keeping caller (MaxLoss) that
+            # would otherwise run that forward again. They are the forward's on x + delta; the
+            # magnitudes lie in [-x, 1 - x], so the clamp below moves a pixel by at most a rounding
+            # error (the unprojected delta is p*s + p*(b - s), p to an ulp where b = 1)
             self.last_logits = best_logits
         return (x + best_delta).clamp(0, 1)
 
