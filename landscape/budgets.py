@@ -152,7 +152,7 @@ def attack_passes(attack) -> float:
     """Forward+backward passes per example an attack costs, a forward alone counting ``_FORWARD``:
     its steps (or queries, forwards only) and the forward that checks its last iterate; a loss-keeping
     cascade (:class:`~landscape.attacks.maxloss.MaxLoss`) adds the clean forward and one per stage
-    that leaves no logits of its own to compare (:func:`keeps_logits`). Attacks that stop early on
+    that leaves no logits of its own to compare (``Attack.keeps_logits``). Attacks that stop early on
     broken examples cost less."""
     if attack is None:
         return 0.0
@@ -161,7 +161,7 @@ def attack_passes(attack) -> float:
         inner = sum(attack_passes(a) for a in _stages(attack))
         from .attacks.maxloss import MaxLoss
         if isinstance(attack, MaxLoss):
-            inner += _FORWARD * (1 + sum(not keeps_logits(a) for a in _stages(attack)))
+            inner += _FORWARD * (1 + sum(not getattr(a, "keeps_logits", False) for a in _stages(attack)))
         return inner
     restarts = getattr(attack, "restarts", 1) or 1
     queries = getattr(attack, "n_queries", None)
@@ -169,14 +169,6 @@ def attack_passes(attack) -> float:
         return _FORWARD * queries * restarts
     steps = getattr(attack, "steps", None)
     return float(((steps or 1) + _FORWARD) * restarts)
-
-
-def keeps_logits(attack) -> bool:
-    """Whether ``attack`` leaves the logits of the examples it returns (``last_logits``: sPGD keeping
-    its best iterate; :class:`~landscape.attacks.maxloss.MaxLoss`), so that nobody runs that forward again."""
-    from .attacks.maxloss import MaxLoss
-    from .attacks.spgd import SparsePGD
-    return isinstance(attack, MaxLoss) or (isinstance(attack, SparsePGD) and bool(getattr(attack, "track_best", False)))
 
 
 def seconds_per_pass(model, x, batch_size: int = 256) -> float:
@@ -353,8 +345,10 @@ def _passes(command: str, plan: "Plan", opts: dict) -> float:
         return plan.knobs["multi_steps"] + 4
     if command == "surface":
         points = plan.knobs["grid"] ** int(opts.get("dims") or 2)
-        # the attack, then the loss: a forward, unless the attack's own logits give it (eval-mode BN)
-        loss = 0.0 if keeps_logits(plan.attacks.get("attack")) and opts.get("bn", "eval") == "eval" else _FORWARD
+        if opts.get("loss") == "fixed":                       # the attack once, then a forward per point
+            return a.get("attack", 0) + points * _FORWARD
+        # the attack at every point, then the loss: a forward, unless the attack's own logits give it
+        loss = 0.0 if getattr(plan.attacks.get("attack"), "keeps_logits", False) else _FORWARD
         return points * (a.get("attack", 0) + loss)
     return 1.0
 

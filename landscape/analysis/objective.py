@@ -131,8 +131,9 @@ class LossObjective:
                     b.copy_(saved)
 
     # ------------------------------------------------------------------ perturbations
-    def _attack_all(self) -> torch.Tensor:
-        return run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed)
+    def _attack_all(self, with_logits: bool = False):
+        return run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed,
+                          with_logits=with_logits)
 
     def _reuses_attack_logits(self) -> bool:
         """Whether a recomputed point takes its loss from the logits the attack computed on its own
@@ -200,8 +201,7 @@ class LossObjective:
         with self.at(offset, params):
             logits = None
             if self._reuses_attack_logits():
-                x_in, logits = run_attack(self.attack, self.model, self.x, self.y, self.batch_size, seed=self.seed,
-                                          with_logits=True)
+                x_in, logits = self._attack_all(with_logits=True)
             else:
                 x_in = self.inputs()
             self.last_x_adv = None if self.mode == "clean" else x_in

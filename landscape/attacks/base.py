@@ -138,15 +138,13 @@ def attack_logits(attack, n: int) -> torch.Tensor | None:
 @dataclass
 class AttackedBatch:
     """One batch of :func:`attack_batches`: where it starts, its inputs and labels (after ``prepare``),
-    the adversarial examples, what the runner returned (a cascade's result), its seconds and the
-    attack's logits on ``x_adv`` where it has them (:func:`attack_logits`), else None."""
+    the adversarial examples, what the runner returned (a cascade's result) and its seconds."""
     start: int
     x: torch.Tensor
     y: torch.Tensor
     x_adv: torch.Tensor
     result: object
     seconds: float
-    logits: torch.Tensor | None = None
 
 
 def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
@@ -174,7 +172,7 @@ def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, b
         x_adv = getattr(out, "x_adv", out).detach()
         if check and threat is not None and hasattr(threat, "assert_valid"):
             threat.assert_valid(xb, x_adv, what=what)
-        yield AttackedBatch(i, xb, yb, x_adv, out, seconds, attack_logits(attack, len(x_adv)) if run is None else None)
+        yield AttackedBatch(i, xb, yb, x_adv, out, seconds)
 
 
 def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
@@ -195,9 +193,10 @@ def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
             from ..progress import bar
             batches = bar(batches, total=-(-len(x) // batch_size), desc=desc, progress=progress, unit="batch")
         outs, logits = [], []
-        for b in batches:
+        for b in batches:      # the attack's state is this batch's until the next one is drawn
             outs.append(b.x_adv)
-            logits.append(b.logits)
+            if with_logits:
+                logits.append(attack_logits(attack, len(b.x_adv)))
     finally:
         if state is not None:
             torch.random.set_rng_state(state)
@@ -216,6 +215,10 @@ class Attack:
 
     name = "attack"
     norms: tuple[str, ...] = ("l0", "l1", "l2", "linf")
+    #: whether a run leaves ``last_logits``, the model's logits on the examples it returned (from
+    #: forwards it ran anyway; :func:`attack_logits`), so that no caller runs that forward again
+    keeps_logits: bool = False
+    last_logits: torch.Tensor | None = None
 
     def __init__(self, eps: float, norm: str, *, mode: str = "eval"):
         self.threat = ThreatModel(norm, eps)

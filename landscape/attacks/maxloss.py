@@ -96,6 +96,7 @@ class MaxLoss(Attack):
     forwards the cascade ran anyway), so that a loss surface needs no forward of its own there."""
 
     name = "maxloss"
+    keeps_logits = True
 
     def __init__(self, stages: list[Attack], *, mode: str = "eval"):
         if not stages:

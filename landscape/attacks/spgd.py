@@ -76,6 +76,10 @@ class SparsePGD(Attack):
     name = "spgd"
     norms = ("l0",)
 
+    @property
+    def keeps_logits(self) -> bool:   # the logits of the kept best iterate (see the end of perturb)
+        return self.track_best
+
     def __init__(self, eps: float = 20, steps: int = 300, *, projected: bool = False, alpha: float = 0.25,
                  beta: float = 0.25, patience: int = 3, magnitude: float = 1.0, loss: str = "adaptive",
                  random_start: bool = True, early_stop: bool = True, track_best: bool = True,

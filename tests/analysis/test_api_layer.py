@@ -243,5 +243,15 @@ def test_time_estimates_count_the_forwards_of_loss_keeping_attacks():
     surface = api.surface_attack(ThreatModel("l0", 20), steps=5)
     assert attack_passes(surface) == pytest.approx(5 + _FORWARD + _FORWARD)
     assert attack_passes(A.MaxLoss([A.SparsePGD(20, 5, track_best=False)])) == pytest.approx(5 + _FORWARD + 2 * _FORWARD)
+    # a surface: the attack at every point (its logits give the loss), or once for the fixed loss
+    from types import SimpleNamespace
+
+    from landscape.budgets import _passes
+    plan = SimpleNamespace(attacks={"attack": surface}, knobs={"grid": 3})
+    per_point = 5 + 2 * _FORWARD
+    assert _passes("surface", plan, {"loss": "recomputed"}) == pytest.approx(9 * per_point)
+    assert _passes("surface", plan, {"loss": "fixed"}) == pytest.approx(per_point + 9 * _FORWARD)
+    pgd = SimpleNamespace(attacks={"attack": A.PGD(0.1, "linf", 5)}, knobs={"grid": 3})
+    assert _passes("surface", pgd, {"loss": "recomputed"}) == pytest.approx(9 * (5 + 2 * _FORWARD))
     assert attack_passes(A.SparseRS(20, n_queries=100)) == pytest.approx(100 * _FORWARD)
     assert attack_passes(None) == 0
