@@ -23,6 +23,9 @@ Hessian, loss and attack success for a training step):
              vs a plain PyTorch step with the authors' one-step ``SparsePGD`` (``t=1``) and the
              TRADES loss, from the same weights on the same batch.
 
+``--precision bfloat16`` (or ``both``: a row for each, interleaved) runs our sPGD's search, alone and
+in sAA, under bf16 autocast (every success confirmed in float32; the accuracy column is float32).
+
 The authors' code is imported at run time from ``$SPGD_REPO`` (or ``--spgd-repo``), never copied;
 PyHessian is the installed package. Without ``--checkpoint`` a small Fast-LS-l0 model is trained
 first (``--train-epochs``, small-cnn on the embedded Fashion-MNIST subset; a few minutes on 2 cores).
@@ -89,14 +92,30 @@ def robust(model, x, y, x_adv, k) -> float:
 
 
 # ------------------------------------------------------------------------------------ sections
+def _precisions(a) -> list[str]:
+    """Our sides' sPGD search precisions: ``--precision`` float32, bfloat16, or both (interleaved)."""
+    return ["float32", "bfloat16"] if a.precision == "both" else [a.precision]
+
+
+def _ours(prec: str) -> str:
+    return "landscape" if prec == "float32" else f"landscape-{prec}"
+
+
+def _rows(name, res, n, setting, precs):
+    return [_attack_row(name + ("" if p == "float32" else f", {p} search"), res, n, setting, ours=_ours(p))
+            for p in precs]
+
+
 def section_spgd(ctx, projected: bool):
     from landscape.attacks import SparsePGD
     model, x, y, k, a = ctx["model"], ctx["x"], ctx["y"], ctx["k"], ctx["args"]
     ref = ctx["ref"]
 
-    def ours(r):
-        xa = SparsePGD(k, a.steps, projected=projected, seed=r)(model, x, y)
-        return {"robust": robust(model, x, y, xa, k)}
+    def ours(prec):
+        def run(r):
+            xa = SparsePGD(k, a.steps, projected=projected, seed=r, precision=prec)(model, x, y)
+            return {"robust": robust(model, x, y, xa, k)}
+        return run
 
     def theirs(r):
         torch.manual_seed(r)
@@ -104,9 +123,12 @@ def section_spgd(ctx, projected: bool):
         model.zero_grad(set_to_none=True)
         return {"robust": robust(model, x, y, xa.detach(), k)}
 
-    res = interleave({"landscape": ours, "reference": theirs}, a.repeats, ctx["dev"], ctx["log"])
-    return _attack_row(f"sPGD {'projected' if projected else 'unprojected'}", res, len(y),
-                       f"k={k}, {a.steps} steps, {len(y)} images")
+    precs = _precisions(a)
+    sides = {_ours(p): ours(p) for p in precs}
+    sides["reference"] = theirs
+    res = interleave(sides, a.repeats, ctx["dev"], ctx["log"])
+    return _rows(f"sPGD {'projected' if projected else 'unprojected'}", res, len(y),
+                 f"k={k}, {a.steps} steps, {len(y)} images", precs)
 
 
 def section_saa(ctx):
@@ -114,10 +136,12 @@ def section_saa(ctx):
     model, x, y, k, a = ctx["model"], ctx["x"], ctx["y"], ctx["k"], ctx["args"]
     ref = ctx["ref"]
 
-    def ours(r):
-        res = SparseAutoAttack(k, a.steps, a.queries, seed=r).run(model, x, y)
-        acc = robust(model, x, y, res.x_adv, k)
-        return {"robust": float(res.survivors[-1].float().mean()), "robust_recheck": acc}
+    def ours(prec):
+        def run(r):
+            res = SparseAutoAttack(k, a.steps, a.queries, seed=r, precision=prec).run(model, x, y)
+            acc = robust(model, x, y, res.x_adv, k)
+            return {"robust": float(res.survivors[-1].float().mean()), "robust_recheck": acc}
+        return run
 
     def theirs(r):
         torch.manual_seed(r)
@@ -126,15 +150,18 @@ def section_saa(ctx):
         model.zero_grad(set_to_none=True)
         return {"robust": float(surv[-1].float().mean())}
 
-    res = interleave({"landscape": ours, "reference": theirs}, a.repeats, ctx["dev"], ctx["log"])
-    return _attack_row("sAA cascade", res, len(y), f"k={k}, {a.steps} steps per sPGD stage, {a.queries} RS queries, "
-                       f"{len(y)} images")
+    precs = _precisions(a)
+    sides = {_ours(p): ours(p) for p in precs}
+    sides["reference"] = theirs
+    res = interleave(sides, a.repeats, ctx["dev"], ctx["log"])
+    return _rows("sAA cascade", res, len(y), f"k={k}, {a.steps} steps per sPGD stage, {a.queries} RS queries, "
+                 f"{len(y)} images", precs)
 
 
-def _attack_row(name, res, n, setting):
-    t_o = statistics.median(res["landscape"]["seconds"])
+def _attack_row(name, res, n, setting, ours="landscape"):
+    t_o = statistics.median(res[ours]["seconds"])
     t_r = statistics.median(res["reference"]["seconds"])
-    acc_o = [d["robust"] for d in res["landscape"]["acc"]]
+    acc_o = [d["robust"] for d in res[ours]["acc"]]
     acc_r = [d["robust"] for d in res["reference"]["acc"]]
     return {"section": name, "setting": setting,
             "landscape_s": t_o, "reference_s": t_r, "ratio": t_r / t_o,
@@ -384,6 +411,8 @@ def main(argv=None):
     ap.add_argument("--lanczos-ncv", type=int, default=None, help="our Lanczos's basis size (default: its own, 2k+1)")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
+    ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "both"],
+                    help="our sPGD search's precision (spgd, saa); both: the two interleaved, a row each")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--allocator", default="default", choices=["default", "tuned"],
@@ -440,7 +469,8 @@ def main(argv=None):
             raise SystemExit(f"unknown section {s!r}; choose from {', '.join(runners)}")
         for fn in runners[s]:
             log(f"[{s}]")
-            rows.append(fn())
+            row = fn()
+            rows.extend(row if isinstance(row, list) else [row])
     print(f"# bench_reference  {head['date']}  {head['machine']}  torch {head['torch']}  {head['threads']} threads  {head['device']}  allocator {head['allocator']}")
     print(f"# {head['command']}")
     print(f"# model {head['arch']} ({head['dataset']}), clean accuracy {100 * clean:.1f}% on {len(ctx['y'])} test images")

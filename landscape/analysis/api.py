@@ -741,10 +741,14 @@ def lipschitz(checkpoint, *, radii: Sequence[float], compare: Sequence[str] = ("
 def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps=None, scale_budget: bool = False,
                         steps: int | None = None, queries: int | None = None, restarts: int | None = None,
                         n_examples: int | None = 1000, batch_size: int = 256, split: str = "test",
-                        save_adv: bool = False, device="cpu", seed: int = 0, data_dir=None) -> tuple[pd.DataFrame, dict]:
+                        save_adv: bool = False, device="cpu", seed: int = 0, data_dir=None,
+                        precision: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Robust accuracy of a checkpoint on a fixed subset of ``split`` under ``attack`` (default: the
     norm's strong attack), every adversarial example checked against the threat model.
-    ``meta["adv"]`` holds the adversarial examples and the split indices with ``save_adv``."""
+    ``meta["adv"]`` holds the adversarial examples and the split indices with ``save_adv``.
+    ``precision='bfloat16'`` runs sparse-PGD's search (spgd, spgd-projected, and sAA's two sPGD
+    stages) under bf16 autocast, every success confirmed in float32 (:class:`~landscape.attacks.SparsePGD`);
+    the robust accuracy is always counted in float32."""
     from ..attacks import AttackSpec, attack_for
     from ..evaluation import evaluate
     batch_size = _positive_int(batch_size, "batch_size")
@@ -760,7 +764,14 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
     name = spec.name
     if queries is not None and not spec.accepts("n_queries"):
         raise LandscapeError(f"`queries` applies to rs and saa, not {name}")
-    atk = spec.with_(seed=seed, n_queries=queries, steps=steps, restarts=restarts).build(threat)
+    if precision is not None:
+        from ..attacks.spgd import search_precision
+        precision = search_precision(precision)
+        if not spec.accepts("precision"):
+            if precision != "float32":
+                raise LandscapeError(f"`precision` applies to spgd, spgd-projected and saa, not {name}")
+            precision = None
+    atk = spec.with_(seed=seed, n_queries=queries, steps=steps, restarts=restarts, precision=precision).build(threat)
     torch.manual_seed(seed)
     df, meta = evaluate(st.model, st.x, st.y, atk, batch_size=batch_size, device=st.device, save_adv=save_adv)
     df.insert(0, "attack", name)

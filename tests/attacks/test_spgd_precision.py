@@ -1,0 +1,102 @@
+"""sparse-PGD's bf16 search: autocast for the search, float32 for every success it counts."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from landscape.attacks import SparseAutoAttack, SparsePGD
+from landscape.errors import LandscapeError
+from landscape.threat import ThreatModel
+
+from .helpers import linear_model
+
+
+class LiesUnderAutocast(nn.Module):
+    """Class 1 by a wide margin in float32, whatever the input; under autocast, class 0 (a bf16
+    "success" that float32 never confirms). Counts its forwards with and without autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 3)
+        with torch.no_grad():
+            self.lin.weight.mul_(1e-3)
+            self.lin.bias.copy_(torch.tensor([0.0, 10.0, 0.0]))
+        self.calls = {"autocast": 0, "float32": 0}
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        if torch.is_autocast_enabled(x.device.type):
+            self.calls["autocast"] += 1
+            return out + torch.tensor([100.0, 0.0, 0.0], dtype=out.dtype)
+        self.calls["float32"] += 1
+        return out
+
+
+def test_a_bf16_success_counts_only_once_float32_confirms_it():
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(5, dtype=torch.long)
+    model = LiesUnderAutocast().eval()
+    steps = 6
+    atk = SparsePGD(eps=2, steps=steps, precision="bfloat16", seed=0)
+    x_adv = atk(model, x, y)
+    # the search ran under autocast, and no example left it on the bf16 verdict: all its steps ran
+    # (one forward each, and the last check), each followed by a float32 check of the claimed success
+    assert model.calls["autocast"] == steps + 1
+    assert model.calls["float32"] == 1 + steps + 1          # the clean forward, then one per claim
+    assert ThreatModel("l0", 2).is_valid(x, x_adv).all()
+    with torch.no_grad():
+        assert (model(x_adv).argmax(1) == y).all()
+    assert not atk.keeps_logits and atk.last_logits is None   # bf16 logits are never handed on
+
+    plain = LiesUnderAutocast().eval()
+    SparsePGD(eps=2, steps=steps, seed=0)(plain, x, y)
+    assert plain.calls["autocast"] == 0                      # float32, the default, never autocasts
+
+
+def test_bf16_search_breaks_what_the_float32_search_breaks():
+    torch.manual_seed(0)
+    model = linear_model((1, 8, 8), classes=4, seed=3)
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)                               # every example starts correct
+    robust = {}
+    for prec in ("float32", "bfloat16"):
+        xa = SparsePGD(eps=3, steps=30, precision=prec, seed=0)(model, x, y)
+        assert ThreatModel("l0", 3).is_valid(x, xa).all()
+        with torch.no_grad():
+            robust[prec] = float((model(xa).argmax(1) == y).float().mean())
+    assert robust["float32"] < 0.9                           # the budget breaks some, not all
+    assert robust["bfloat16"] <= robust["float32"] + 3 / 64
+
+
+def test_precision_reaches_both_spgd_stages_of_saa_and_is_checked():
+    saa = SparseAutoAttack(eps=3, steps=2, n_queries=2, precision="bf16")
+    assert [a.precision for _, a in saa.stages[:2]] == ["bfloat16", "bfloat16"]
+    assert saa.config()["stages"]["spgd"]["precision"] == "bfloat16"
+    with pytest.raises(LandscapeError, match="precision"):
+        SparsePGD(eps=3, precision="float16")
+
+
+def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_run, tmp_path):
+    from landscape.checkpoint import Checkpoint
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", "test")
+    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
+    torch.manual_seed(0)
+    ck = tmp_path / "tiny.pt"
+    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
+                      threat=ThreatModel("l0", 3)).save(ck)
+    r = cli_run(["eval", ck, "--precision", "bfloat16", "--steps", "3", "--queries", "5", "--n-examples", "12",
+                 "--out", tmp_path / "bf"])
+    assert r.exit_code == 0, r.stderr
+    assert "bfloat16" in r.stdout
+    stages = json.loads((tmp_path / "bf.json").read_text())["meta"]["attack"]["stages"]
+    assert stages["spgd"]["precision"] == stages["spgd-projected"]["precision"] == "bfloat16"
+    bad = cli_run(["eval", ck, "--attack", "pgd", "--norm", "linf", "--eps", "0.1", "--precision", "bfloat16",
+                   "--n-examples", "4", "--out", tmp_path / "pgd"])
+    assert bad.exit_code != 0
+    assert bad.stderr.strip().splitlines() == ["landscape: error: --precision applies to spgd, spgd-projected "
+                                               "and saa, not pgd"]
