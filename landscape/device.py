@@ -51,6 +51,20 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 ALLOCATOR_TUNED: bool | None = None
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bf16 natively (a CUDA GPU with bf16 support; a CPU whose oneDNN
+    has bf16 kernels: avx512_bf16 or AMX). Elsewhere bf16 autocast is emulated and slower than float32."""
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device.type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # an older or stripped build without the query
+        return False
+    return False
+
+
 def tune_cpu_allocator() -> bool:
     """Keep the CPU's large freed blocks in the process heap instead of returning them to the system.
 

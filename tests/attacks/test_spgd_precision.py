@@ -100,3 +100,24 @@ def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_r
     assert bad.exit_code != 0
     assert bad.stderr.strip().splitlines() == ["landscape: error: --precision applies to spgd, spgd-projected "
                                                "and saa, not pgd"]
+
+
+def test_eval_says_when_bf16_is_not_native_here(cli_run, tmp_path, monkeypatch):
+    import landscape.device
+    from landscape.checkpoint import Checkpoint
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", "test")
+    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
+    ck = tmp_path / "tiny.pt"
+    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
+                      threat=ThreatModel("l0", 3)).save(ck)
+    args = ["eval", ck, "--attack", "spgd", "--precision", "bfloat16", "--steps", "2", "--n-examples", "4",
+            "--device", "cpu"]
+    monkeypatch.setattr(landscape.device, "native_bf16", lambda device: False)
+    r = cli_run(args + ["--out", tmp_path / "a"])
+    assert r.exit_code == 0 and "no native bf16" in r.stderr
+    monkeypatch.setattr(landscape.device, "native_bf16", lambda device: True)
+    r = cli_run(args + ["--out", tmp_path / "b"])
+    assert r.exit_code == 0 and "native bf16" not in r.stderr
+
