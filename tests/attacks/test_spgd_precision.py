@@ -55,6 +55,36 @@ def test_a_bf16_success_counts_only_once_float32_confirms_it():
     assert plain.calls["autocast"] == 0                      # float32, the default, never autocasts
 
 
+class HidesUnderAutocast(nn.Module):
+    """Correct on its first float32 call (the attack's clean forward), misclassified by a hair on every
+    later float32 call; under autocast, correct by that hair: a success bf16 alone would never see."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 3)
+        with torch.no_grad():
+            self.lin.weight.mul_(1e-4)
+            self.lin.bias.zero_()
+        self.calls = {"autocast": 0, "float32": 0}
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        if torch.is_autocast_enabled(x.device.type):
+            self.calls["autocast"] += 1
+            return out + torch.tensor([0.0, 1.0, 0.99], dtype=out.dtype)
+        self.calls["float32"] += 1
+        return out + (torch.tensor([0.0, 1.0, 0.0]) if self.calls["float32"] == 1 else torch.tensor([0.0, 0.99, 1.0]))
+
+
+def test_a_success_hidden_by_bf16_rounding_is_found_in_float32():
+    x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(4, dtype=torch.long)
+    model = HidesUnderAutocast().eval()
+    x_adv = SparsePGD(eps=2, steps=6, precision="bfloat16", seed=0)(model, x, y)
+    assert model.calls["autocast"] == 1                      # all four leave after the first step
+    assert ThreatModel("l0", 2).is_valid(x, x_adv).all()
+
+
 def test_bf16_search_breaks_what_the_float32_search_breaks():
     torch.manual_seed(0)
     model = linear_model((1, 8, 8), classes=4, seed=3)
