@@ -24,7 +24,7 @@ Hessian, loss and attack success for a training step):
              TRADES loss, from the same weights on the same batch.
 
 ``--precision bfloat16`` (or ``both``: a row for each, interleaved) runs our sPGD's search, alone and
-in sAA, under bf16 autocast (every success confirmed in float32; the accuracy column is float32).
+in sAA, under bf16 autocast (verdicts near the boundary settled in float32; the accuracy column is float32).
 
 The authors' code is imported at run time from ``$SPGD_REPO`` (or ``--spgd-repo``), never copied;
 PyHessian is the installed package. Without ``--checkpoint`` a small Fast-LS-l0 model is trained

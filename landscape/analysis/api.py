@@ -747,8 +747,8 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
     norm's strong attack), every adversarial example checked against the threat model.
     ``meta["adv"]`` holds the adversarial examples and the split indices with ``save_adv``.
     ``precision='bfloat16'`` runs sparse-PGD's search (spgd, spgd-projected, and sAA's two sPGD
-    stages) under bf16 autocast, every success confirmed in float32 (:class:`~landscape.attacks.SparsePGD`);
-    the robust accuracy is always counted in float32."""
+    stages) under bf16 autocast, every verdict near the decision boundary settled in float32
+    (:class:`~landscape.attacks.SparsePGD`); the robust accuracy is always counted in float32."""
     from ..attacks import AttackSpec, attack_for
     from ..evaluation import evaluate
     batch_size = _positive_int(batch_size, "batch_size")
