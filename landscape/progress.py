@@ -29,6 +29,8 @@ _open: list = []
 _listeners: list[Callable[[dict], None]] = []
 #: seconds between two refreshes of an attack's progress text
 REFRESH_S = 0.5
+#: > 0 while forwards that are not iterations of an attack run (:func:`uncounted`)
+_uncounted = 0
 
 
 def enabled(progress: bool | None = None) -> bool:
@@ -109,6 +111,18 @@ def on_attack(callback: Callable[[dict], None]):
         _listeners.remove(callback)
 
 
+@contextmanager
+def uncounted():
+    """Within the block, forwards of a watched model are not counted as attack iterations (sPGD's
+    float32 check of a few examples of a bf16 search step is part of that step)."""
+    global _uncounted
+    _uncounted += 1
+    try:
+        yield
+    finally:
+        _uncounted -= 1
+
+
 class AttackReport:
     """Counts an attack's iterations (forward passes of the model) and reports them (see module doc)."""
 
@@ -139,7 +153,9 @@ class AttackReport:
         return ", ".join(parts)
 
     def hook(self, module, inputs, output) -> None:
-        """A forward hook: one call is one iteration of the attack."""
+        """A forward hook: one call is one iteration of the attack (none inside :func:`uncounted`)."""
+        if _uncounted:
+            return
         self.steps += 1
         x = inputs[0] if inputs else None
         if hasattr(x, "shape") and len(getattr(x, "shape", ())) > 0:

@@ -147,8 +147,10 @@ class SparsePGD(Attack):
         fooled = logits.argmax(1) != y
         if not near.any():
             return logits, loss, fooled
+        from ..progress import uncounted
         rows = near.nonzero().squeeze(1)
-        exact = model(x_adv[rows]).float()
+        with uncounted():                               # part of this step, not an iteration
+            exact = model(x_adv[rows]).float()
         logits, loss = logits.clone(), loss.clone()
         logits[rows] = exact
         loss[rows] = self._loss(exact, y[rows]).to(loss.dtype)

@@ -76,6 +76,22 @@ class HidesUnderAutocast(nn.Module):
         return out + (torch.tensor([0.0, 1.0, 0.0]) if self.calls["float32"] == 1 else torch.tensor([0.0, 0.99, 1.0]))
 
 
+def test_the_float32_checks_are_not_counted_as_iterations():
+    from landscape.progress import on_attack
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(5, dtype=torch.long)
+    steps = 6
+    done = {}
+    for prec in ("float32", "bfloat16"):
+        events = []
+        with on_attack(events.append):
+            SparsePGD(eps=2, steps=steps, precision=prec, seed=0)(LiesUnderAutocast().eval(), x, y)
+        done[prec] = [(e["step"], e["survivors"]) for e in events if e["done"]]
+    # float32 runs the clean forward and steps + 1 search forwards on all five; bf16 the same, and a
+    # float32 check of every one of them after each search forward, which the progress leaves out
+    assert done["bfloat16"] == done["float32"] == [(steps + 2, 5)]
+
+
 def test_a_success_hidden_by_bf16_rounding_is_found_in_float32():
     x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     y = torch.ones(4, dtype=torch.long)
