@@ -765,9 +765,9 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
     if queries is not None and not spec.accepts("n_queries"):
         raise LandscapeError(f"`queries` applies to rs and saa, not {name}")
     if precision is not None:
-        from ..attacks.spgd import search_precision
+        from ..attacks.base import search_precision
         precision = search_precision(precision)
-        if not spec.accepts("precision"):
+        if name not in ("spgd", "spgd-projected", "saa"):  # Sparse-RS's bf16 queries measured weaker
             if precision != "float32":
                 raise LandscapeError(f"`precision` applies to spgd, spgd-projected and saa, not {name}")
             precision = None

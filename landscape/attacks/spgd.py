@@ -41,24 +41,12 @@ Example::
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import torch
 
 from ..errors import LandscapeError
-from .base import Attack
+from .base import Attack, search_context, search_precision, settle_verdicts
 from .losses import generator_for
-
-
-PRECISIONS = ("float32", "bfloat16")
-
-
-def search_precision(precision) -> str:
-    """``precision`` checked: 'float32' or 'bfloat16' (also 'fp32', 'bf16')."""
-    key = {"fp32": "float32", "bf16": "bfloat16"}.get(str(precision).strip().lower(), str(precision).strip().lower())
-    if key not in PRECISIONS:
-        raise LandscapeError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return key
 
 
 def topk_mask(m: torch.Tensor, k: int) -> torch.Tensor:
@@ -133,29 +121,14 @@ class SparsePGD(Attack):
         n, _, h, w = x.shape
         return torch.randn((n, 1, h, w), generator=gen, device=x.device, dtype=x.dtype)
 
-    #: bf16 verdicts nearer the decision boundary than this fraction of the largest |logit| are
-    #: settled in float32 (bf16 autocast moved small-cnn's margins by at most 1.3% of it)
-    BF16_BAND = 0.05
-
     def _settle(self, model, x_adv, y, logits, loss):
-        """The bf16 search's verdicts that could be wrong, settled in float32: ``(logits, loss, fooled)``
-        with every row the bf16 logits call misclassified, or correct by a margin within
-        :attr:`BF16_BAND`, replaced by a float32 forward's logits, loss and verdict."""
-        true = logits.gather(1, y.view(-1, 1)).squeeze(1)
-        other = logits.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
-        near = (true - other) <= self.BF16_BAND * logits.abs().amax(1)
-        fooled = logits.argmax(1) != y
-        if not near.any():
-            return logits, loss, fooled
-        from ..progress import uncounted
-        rows = near.nonzero().squeeze(1)
-        with uncounted():                               # part of this step, not an iteration
-            exact = model(x_adv[rows]).float()
-        logits, loss = logits.clone(), loss.clone()
-        logits[rows] = exact
-        loss[rows] = self._loss(exact, y[rows]).to(loss.dtype)
-        fooled[rows] = exact.argmax(1) != y[rows]
-        return logits, loss, fooled
+        """``(logits, loss, fooled)`` of a bf16 search step, its doubtful verdicts settled in float32
+        (:func:`~landscape.attacks.base.settle_verdicts`)."""
+        logits, rows = settle_verdicts(model, x_adv, y, logits)
+        if rows.numel():
+            loss = loss.clone()
+            loss[rows] = self._loss(logits[rows], y[rows]).to(loss.dtype)
+        return logits, loss, logits.argmax(1) != y
 
     def perturb(self, model, x, y):
         gen = generator_for(self.seed, x.device)
@@ -192,7 +165,6 @@ class SparsePGD(Attack):
 
         bg = None                                       # the logits of bd (track_best), as bl
         bf16 = self.precision == "bfloat16"
-        search = (lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
         def flush(rows):
             best_delta[act[rows]] = bd[rows]
@@ -213,7 +185,7 @@ class SparsePGD(Attack):
             mi = ma.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
                 delta, b = masked_perturbation(pi, mi, k, self.projected, ba)
-                with search():
+                with search_context(self.precision, x.device):
                     logits = model(xa + delta)
                 logits = logits.float() if bf16 else logits
                 loss = self._loss(logits, ya)

@@ -1,4 +1,5 @@
-"""sparse-PGD's bf16 search: autocast for the search, float32 for every success it counts."""
+"""The bf16 searches of sparse-PGD and Sparse-RS: autocast for the search, float32 for every verdict
+near the decision boundary, so for every success counted."""
 
 import json
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.attacks import SparseAutoAttack, SparsePGD
+from landscape.attacks import SparseAutoAttack, SparsePGD, SparseRS
 from landscape.errors import LandscapeError
 from landscape.threat import ThreatModel
 
@@ -101,6 +102,20 @@ def test_a_success_hidden_by_bf16_rounding_is_found_in_float32():
     assert ThreatModel("l0", 2).is_valid(x, x_adv).all()
 
 
+def test_sparse_rs_in_bf16_counts_only_float32_successes_and_finds_hidden_ones():
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(5, dtype=torch.long)
+    liar = LiesUnderAutocast().eval()
+    x_adv = SparseRS(eps=2, n_queries=8, loss="ce", precision="bfloat16", seed=0)(liar, x, y)
+    assert liar.calls["autocast"] == 8                       # every query ran: no bf16 "success" counted
+    with torch.no_grad():
+        assert (liar(x_adv).argmax(1) == y).all()
+    assert ThreatModel("l0", 2).is_valid(x, x_adv).all()
+    hider = HidesUnderAutocast().eval()
+    SparseRS(eps=2, n_queries=8, loss="ce", precision="bfloat16", seed=0)(hider, x, y)
+    assert hider.calls["autocast"] == 1                      # the first query's success, seen in float32
+
+
 def test_bf16_search_breaks_what_the_float32_search_breaks():
     torch.manual_seed(0)
     model = linear_model((1, 8, 8), classes=4, seed=3)
@@ -146,6 +161,9 @@ def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_r
     assert bad.exit_code != 0
     assert bad.stderr.strip().splitlines() == ["landscape: error: --precision applies to spgd, spgd-projected "
                                                "and saa, not pgd"]
+    rs = cli_run(["eval", ck, "--attack", "rs", "--precision", "bfloat16", "--queries", "3", "--n-examples", "4",
+                  "--out", tmp_path / "rs"])                 # its bf16 queries are a library option only
+    assert rs.exit_code != 0 and "not rs" in rs.stderr
 
 
 def test_eval_says_when_bf16_is_not_native_here(cli_run, tmp_path, monkeypatch):
