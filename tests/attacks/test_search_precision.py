@@ -14,24 +14,38 @@ from landscape.threat import ThreatModel
 from .helpers import linear_model
 
 
-class LiesUnderAutocast(nn.Module):
-    """Class 1 by a wide margin in float32, whatever the input; under autocast, class 0 (a bf16
-    "success" that float32 never confirms). Counts its forwards with and without autocast."""
+class CountsPrecisions(nn.Module):
+    """A linear model on 1x4x4 inputs that counts its forwards with and without autocast and lets a
+    subclass change its logits in each (``under_autocast``, ``in_float32``)."""
 
-    def __init__(self):
+    def __init__(self, weight_scale: float, bias):
         super().__init__()
         self.lin = nn.Linear(16, 3)
         with torch.no_grad():
-            self.lin.weight.mul_(1e-3)
-            self.lin.bias.copy_(torch.tensor([0.0, 10.0, 0.0]))
+            self.lin.weight.mul_(weight_scale)
+            self.lin.bias.copy_(torch.tensor(bias))
         self.calls = {"autocast": 0, "float32": 0}
 
     def forward(self, x):
         out = self.lin(x.flatten(1))
         if torch.is_autocast_enabled(x.device.type):
             self.calls["autocast"] += 1
-            return out + torch.tensor([100.0, 0.0, 0.0], dtype=out.dtype)
+            return self.under_autocast(out)
         self.calls["float32"] += 1
+        return self.in_float32(out)
+
+
+class LiesUnderAutocast(CountsPrecisions):
+    """Class 1 by a wide margin in float32, whatever the input; under autocast, class 0 (a bf16
+    "success" that float32 never confirms)."""
+
+    def __init__(self):
+        super().__init__(1e-3, [0.0, 10.0, 0.0])
+
+    def under_autocast(self, out):
+        return out + torch.tensor([100.0, 0.0, 0.0], dtype=out.dtype)
+
+    def in_float32(self, out):
         return out
 
 
@@ -56,24 +70,17 @@ def test_a_bf16_success_counts_only_once_float32_confirms_it():
     assert plain.calls["autocast"] == 0                      # float32, the default, never autocasts
 
 
-class HidesUnderAutocast(nn.Module):
+class HidesUnderAutocast(CountsPrecisions):
     """Correct on its first float32 call (the attack's clean forward), misclassified by a hair on every
     later float32 call; under autocast, correct by that hair: a success bf16 alone would never see."""
 
     def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(16, 3)
-        with torch.no_grad():
-            self.lin.weight.mul_(1e-4)
-            self.lin.bias.zero_()
-        self.calls = {"autocast": 0, "float32": 0}
+        super().__init__(1e-4, [0.0, 0.0, 0.0])
 
-    def forward(self, x):
-        out = self.lin(x.flatten(1))
-        if torch.is_autocast_enabled(x.device.type):
-            self.calls["autocast"] += 1
-            return out + torch.tensor([0.0, 1.0, 0.99], dtype=out.dtype)
-        self.calls["float32"] += 1
+    def under_autocast(self, out):
+        return out + torch.tensor([0.0, 1.0, 0.99], dtype=out.dtype)
+
+    def in_float32(self, out):
         return out + (torch.tensor([0.0, 1.0, 0.0]) if self.calls["float32"] == 1 else torch.tensor([0.0, 0.99, 1.0]))
 
 
