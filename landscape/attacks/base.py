@@ -47,7 +47,7 @@ def no_param_grad(model: nn.Module):
 #: the precisions an attack's search may run in (sPGD, Sparse-RS); float32 always decides
 PRECISIONS = ("float32", "bfloat16")
 #: bf16 verdicts nearer the decision boundary than this fraction of the largest |logit| are settled
-#: in float32 (bf16 autocast moved small-cnn's margins by at most 1.3% of it)
+#: in float32 (bf16 autocast moved small-cnn's margins by at most 1.7% of it: benchmarks/bf16_margins.py)
 BF16_BAND = 0.05
 
 
