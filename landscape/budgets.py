@@ -210,6 +210,7 @@ class Plan:
     overrides: list = field(default_factory=list)
     passes: float = 0.0                            # forward+backward passes per example (upper bound)
     seconds: float | None = None
+    precision: str = "float32"                     # sPGD's search precision (eval); the estimate prices float32
 
     def estimate(self, model, x, batch_size: int = 256) -> float:
         """Estimate the time (seconds) from one timed batch and :attr:`passes`."""
@@ -240,6 +241,8 @@ class Plan:
             from .threads import CHOSEN
             thr = f" on {CHOSEN['threads']} thread(s)" if CHOSEN else ""
             text += f"; estimated {format_seconds(self.seconds)}{thr}"
+            if self.precision != "float32":
+                text += f" at float32 speed (the {self.precision} search runs faster)"
         return text
 
     def announce(self, stream=None) -> None:
@@ -250,7 +253,7 @@ class Plan:
         """The plan for results' metadata."""
         from .threads import CHOSEN
         rec = {"budget": self.budget, "budget_source": self.why, "overrides": list(self.overrides),
-               "n_examples": self.n_examples,
+               "n_examples": self.n_examples, "precision": self.precision,
                "attacks": {r: attack_record(a) for r, a in self.attacks.items() if a is not None},
                **{k: v for k, v in self.knobs.items()}}
         if self.seconds is not None:
@@ -426,6 +429,10 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
             raise LandscapeError(f"`topk` {opts['topk']} is too large: the Hessian has {n_params} parameters, so at "
                                  f"most {n_params - 1} eigenvalues can be computed this way")
     p.passes = _passes(command, p, opts)
+    if opts.get("precision") not in (None, "float32"):
+        from .attacks.base import search_precision
+        p.precision = search_precision(opts["precision"])
+        p.overrides.append(f"--precision {p.precision}")
     split = opts.get("split", "test")
     model = ck.model(device=dev)
     sample = ck.load_dataset(split, data_dir=opts.get("data_dir")).subset(min(int(opts.get("batch_size") or 256), 64), seed=0)

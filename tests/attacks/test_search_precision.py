@@ -161,8 +161,10 @@ def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_r
                  "--out", tmp_path / "bf"])
     assert r.exit_code == 0, r.stderr
     assert "bfloat16" in r.stdout
-    stages = json.loads((tmp_path / "bf.json").read_text())["meta"]["attack"]["stages"]
+    meta = json.loads((tmp_path / "bf.json").read_text())["meta"]
+    stages = meta["attack"]["stages"]
     assert stages["spgd"]["precision"] == stages["spgd-projected"]["precision"] == "bfloat16"
+    assert meta["plan"]["precision"] == "bfloat16" and "--precision bfloat16" in meta["plan"]["overrides"]
     bad = cli_run(["eval", ck, "--attack", "pgd", "--norm", "linf", "--eps", "0.1", "--precision", "bfloat16",
                    "--n-examples", "4", "--out", tmp_path / "pgd"])
     assert bad.exit_code != 0
@@ -171,6 +173,24 @@ def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_r
     rs = cli_run(["eval", ck, "--attack", "rs", "--precision", "bfloat16", "--queries", "3", "--n-examples", "4",
                   "--out", tmp_path / "rs"])                 # its bf16 queries are a library option only
     assert rs.exit_code != 0 and "not rs" in rs.stderr
+
+
+def test_the_plan_line_says_the_estimate_is_at_float32_speed(tmp_path, monkeypatch, capsys):
+    from landscape import budgets
+    from landscape.checkpoint import Checkpoint
+    from landscape.data import load_dataset
+    from landscape.models import build_model, model_kwargs_for
+    ds = load_dataset("fashion-mnist-mini", "test")
+    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
+    ck = tmp_path / "tiny.pt"
+    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
+                      threat=ThreatModel("l0", 3)).save(ck)
+    monkeypatch.setenv("LANDSCAPE_NO_PROGRESS", "0")
+    for prec, said in (("bfloat16", True), (None, False)):
+        plan = budgets.prepare("eval", ck, {"precision": prec, "device": "cpu", "n_examples": 8}, budget="smoke")
+        line = capsys.readouterr().err
+        assert ("at float32 speed (the bfloat16 search runs faster)" in line) is said
+        assert ("--precision bfloat16" in line) is said and plan.precision == (prec or "float32")
 
 
 def test_eval_says_when_bf16_is_not_native_here(cli_run, tmp_path, monkeypatch):
