@@ -147,16 +147,8 @@ def test_precision_reaches_both_spgd_stages_of_saa_and_is_checked():
         SparsePGD(eps=3, precision="float16")
 
 
-def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_run, tmp_path):
-    from landscape.checkpoint import Checkpoint
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
-    ds = load_dataset("fashion-mnist-mini", "test")
-    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
-    torch.manual_seed(0)
-    ck = tmp_path / "tiny.pt"
-    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
-                      threat=ThreatModel("l0", 3)).save(ck)
+def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_run, tiny_ckpt, tmp_path):
+    ck = tiny_ckpt
     r = cli_run(["eval", ck, "--precision", "bfloat16", "--steps", "3", "--queries", "5", "--n-examples", "12",
                  "--out", tmp_path / "bf"])
     assert r.exit_code == 0, r.stderr
@@ -175,16 +167,9 @@ def test_eval_cli_runs_the_search_in_bf16_and_refuses_it_for_other_attacks(cli_r
     assert rs.exit_code != 0 and "not rs" in rs.stderr
 
 
-def test_the_plan_line_says_the_estimate_is_at_float32_speed(tmp_path, monkeypatch, capsys):
+def test_the_plan_line_says_the_estimate_is_at_float32_speed(tiny_ckpt, monkeypatch, capsys):
     from landscape import budgets
-    from landscape.checkpoint import Checkpoint
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
-    ds = load_dataset("fashion-mnist-mini", "test")
-    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
-    ck = tmp_path / "tiny.pt"
-    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
-                      threat=ThreatModel("l0", 3)).save(ck)
+    ck = tiny_ckpt
     monkeypatch.setenv("LANDSCAPE_NO_PROGRESS", "0")
     for prec, said in (("bfloat16", True), (None, False)):
         plan = budgets.prepare("eval", ck, {"precision": prec, "device": "cpu", "n_examples": 8}, budget="smoke")
@@ -193,16 +178,9 @@ def test_the_plan_line_says_the_estimate_is_at_float32_speed(tmp_path, monkeypat
         assert ("--precision bfloat16" in line) is said and plan.precision == (prec or "float32")
 
 
-def test_eval_says_when_bf16_is_not_native_here(cli_run, tmp_path, monkeypatch):
+def test_eval_says_when_bf16_is_not_native_here(cli_run, tiny_ckpt, tmp_path, monkeypatch):
     import landscape.device
-    from landscape.checkpoint import Checkpoint
-    from landscape.data import load_dataset
-    from landscape.models import build_model, model_kwargs_for
-    ds = load_dataset("fashion-mnist-mini", "test")
-    kw = model_kwargs_for("small-cnn", ds.describe(), width=4, hidden=8)
-    ck = tmp_path / "tiny.pt"
-    Checkpoint.create(build_model("small-cnn", **kw), arch="small-cnn", model_kwargs=kw, dataset=ds.describe(),
-                      threat=ThreatModel("l0", 3)).save(ck)
+    ck = tiny_ckpt
     args = ["eval", ck, "--attack", "spgd", "--precision", "bfloat16", "--steps", "2", "--n-examples", "4",
             "--device", "cpu"]
     monkeypatch.setattr(landscape.device, "native_bf16", lambda device: False)
