@@ -48,7 +48,7 @@ def _outputs(path: Path, out, opts: dict) -> tuple[Path, Path]:
 @click.option("--restarts", type=int, default=None, help="random restarts (pgd, apgd, rs)")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
               help="precision of sparse-PGD's search (spgd, spgd-projected, saa): bfloat16 is faster on GPUs and on "
-                   "CPUs with avx512_bf16 or AMX (1.5-1.75x for sPGD on 1,000 images here); verdicts near the "
+                   "CPUs with avx512_bf16 or AMX (1.5-1.8x for sPGD on 1,000 images here); verdicts near the "
                    "decision boundary are settled in float32, and the robust accuracy is always counted in float32  "
                    "[default: float32]")
 @budget_option

@@ -17,7 +17,7 @@ binary projection ``b(m)`` keeps the k largest entries of ``sigmoid(m)``.
 * Per-example early stop (once misclassified), best-loss tracking, and the mask is redrawn from
   N(0,1) when its top-k set has not changed for ``patience`` consecutive iterations.
 * ``precision='bfloat16'`` runs the search's forwards and backwards under bf16 autocast (sPGD on
-  1,000 images 1.5-1.75x faster on this project's CPU, which has avx512_bf16; GPUs with bf16 units
+  1,000 images 1.5-1.8x faster on this project's CPU, which has avx512_bf16; GPUs with bf16 units
   are unmeasured); the state (``p``, ``m``,
   the clean forward) stays float32, and every verdict near the decision boundary (misclassified, or
   correct by less than 5% of the largest |logit|) is settled by a float32 forward of those examples,
