@@ -186,8 +186,9 @@ class SparsePGD(Attack):
             mi = ma.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
                 delta, b = masked_perturbation(pi, mi, k, self.projected, ba)
+                x_in = xa + delta
                 with search_context(self.precision, x.device):
-                    logits = model(xa + delta)
+                    logits = model(x_in)
                 logits = logits.float() if bf16 else logits
                 loss = self._loss(logits, ya)
                 if not last:
@@ -195,7 +196,7 @@ class SparsePGD(Attack):
             with torch.no_grad():
                 delta, loss = delta.detach(), loss.detach()
                 if bf16:                        # a verdict near the boundary is float32's
-                    logits, loss, fooled = self._settle(model, xa + delta, ya, logits.detach(), loss)
+                    logits, loss, fooled = self._settle(model, x_in.detach(), ya, logits.detach(), loss)
                 else:
                     fooled = logits.argmax(1) != ya
                 if self.track_best:
