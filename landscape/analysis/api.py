@@ -766,10 +766,12 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
         raise LandscapeError(f"`queries` applies to rs and saa, not {name}")
     if precision is not None:
         from ..attacks.base import search_precision
+        from ..attacks.spec import BF16_SEARCH_ATTACKS
         precision = search_precision(precision)
-        if name not in ("spgd", "spgd-projected", "saa"):  # Sparse-RS's bf16 queries measured weaker
+        if name not in BF16_SEARCH_ATTACKS:
             if precision != "float32":
-                raise LandscapeError(f"`precision` applies to spgd, spgd-projected and saa, not {name}")
+                raise LandscapeError(f"`precision` applies to {', '.join(BF16_SEARCH_ATTACKS[:-1])} and "
+                                     f"{BF16_SEARCH_ATTACKS[-1]}, not {name}")
             precision = None
     atk = spec.with_(seed=seed, n_queries=queries, steps=steps, restarts=restarts, precision=precision).build(threat)
     torch.manual_seed(seed)

@@ -293,6 +293,10 @@ del _S
 NOISY_ATTACKS = ("nfgsm", "nspgd1", "nspgd")
 #: the attacks an evaluation may use: every other one, their results inside the threat model
 EVALUATION_ATTACKS = tuple(n for n in ATTACKS if n not in NOISY_ATTACKS)
+#: the evaluation attacks whose search may run in bf16 (``precision``; sparse-PGD alone and in sAA).
+#: Sparse-RS takes the option too, but its bf16 queries were weaker (benchmarks/RESULTS.md), so an
+#: evaluation keeps it in float32
+BF16_SEARCH_ATTACKS = ("spgd", "spgd-projected", "saa")
 #: one-step training attack -> its noisy version, from the role table (l1's has none)
 NOISY_VERSION = {t["train"].name: t["noisy-train"].name for t in ROLE_TABLE.values()
                  if t["train"].name != t["noisy-train"].name}
@@ -306,5 +310,5 @@ def attack_for(norm: str, role: str) -> AttackSpec:
     return ROLE_TABLE[norm][role]
 
 
-__all__ = ["ATTACKS", "AttackSpec", "EVALUATION_ATTACKS", "NOISY_ATTACKS", "NOISY_VERSION", "RENAMED_KWARGS", "ROLES", "ROLE_TABLE", "accepted_arguments", "accepts",
+__all__ = ["ATTACKS", "AttackSpec", "BF16_SEARCH_ATTACKS", "EVALUATION_ATTACKS", "NOISY_ATTACKS", "NOISY_VERSION", "RENAMED_KWARGS", "ROLES", "ROLE_TABLE", "accepted_arguments", "accepts",
            "attack_for", "spec"]
