@@ -101,9 +101,15 @@ def _ours(prec: str) -> str:
     return "landscape" if prec == "float32" else f"landscape-{prec}"
 
 
-def _rows(name, res, n, setting, precs):
-    return [_attack_row(name + ("" if p == "float32" else f", {p} search"), res, n, setting, ours=_ours(p))
-            for p in precs]
+def _compare(ctx, ours, theirs, name, setting):
+    """Our side in each ``--precision`` (``ours(prec)`` gives its runner) and the reference's,
+    interleaved; a row per precision."""
+    precs = _precisions(ctx["args"])
+    sides = {_ours(p): ours(p) for p in precs}
+    sides["reference"] = theirs
+    res = interleave(sides, ctx["args"].repeats, ctx["dev"], ctx["log"])
+    return [_attack_row(name + ("" if p == "float32" else f", {p} search"), res, len(ctx["y"]), setting,
+                        ours=_ours(p)) for p in precs]
 
 
 def section_spgd(ctx, projected: bool):
@@ -123,12 +129,8 @@ def section_spgd(ctx, projected: bool):
         model.zero_grad(set_to_none=True)
         return {"robust": robust(model, x, y, xa.detach(), k)}
 
-    precs = _precisions(a)
-    sides = {_ours(p): ours(p) for p in precs}
-    sides["reference"] = theirs
-    res = interleave(sides, a.repeats, ctx["dev"], ctx["log"])
-    return _rows(f"sPGD {'projected' if projected else 'unprojected'}", res, len(y),
-                 f"k={k}, {a.steps} steps, {len(y)} images", precs)
+    return _compare(ctx, ours, theirs, f"sPGD {'projected' if projected else 'unprojected'}",
+                    f"k={k}, {a.steps} steps, {len(y)} images")
 
 
 def section_saa(ctx):
@@ -150,12 +152,8 @@ def section_saa(ctx):
         model.zero_grad(set_to_none=True)
         return {"robust": float(surv[-1].float().mean())}
 
-    precs = _precisions(a)
-    sides = {_ours(p): ours(p) for p in precs}
-    sides["reference"] = theirs
-    res = interleave(sides, a.repeats, ctx["dev"], ctx["log"])
-    return _rows("sAA cascade", res, len(y), f"k={k}, {a.steps} steps per sPGD stage, {a.queries} RS queries, "
-                 f"{len(y)} images", precs)
+    return _compare(ctx, ours, theirs, "sAA cascade",
+                    f"k={k}, {a.steps} steps per sPGD stage, {a.queries} RS queries, {len(y)} images")
 
 
 def _attack_row(name, res, n, setting, ours="landscape"):
