@@ -19,11 +19,6 @@ import platform
 import torch
 
 
-def _margin(logits, y):
-    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    return true - logits.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", action="append", required=True)
@@ -34,6 +29,7 @@ def main(argv=None):
         torch.set_num_threads(a.threads)
     from landscape.attacks import SparsePGD
     from landscape.attacks.base import BF16_BAND, attack_model
+    from landscape.attacks.losses import margin as _margin
     from landscape.checkpoint import load_checkpoint
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {platform.machine()}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s); BF16_BAND = {BF16_BAND}\n")

@@ -76,10 +76,9 @@ def settle_verdicts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: 
     rows' indices. The float32 forward is part of the search step, not an iteration of the attack
     (:func:`landscape.progress.uncounted`). So bf16 rounding neither decides a success nor hides one."""
     from ..progress import uncounted
+    from .losses import margin
     logits = logits.detach().float()
-    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    other = logits.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
-    rows = ((true - other) <= BF16_BAND * logits.abs().amax(1)).nonzero().squeeze(1)
+    rows = (margin(logits, y) <= BF16_BAND * logits.abs().amax(1)).nonzero().squeeze(1)
     if rows.numel():
         with uncounted():
             exact = model(x[rows]).float()
