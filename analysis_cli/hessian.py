@@ -58,7 +58,11 @@ def _title(what: str, meta: dict, plan) -> str:
 @checkpoint_argument(multiple=True)
 @click.option("--topk", default=10, show_default=True, type=int, help="number of top eigenvalues (the paper: 10)")
 @click.option("--method", type=click.Choice(["lanczos", "power"]), default="lanczos", show_default=True,
-              help="lanczos (ARPACK eigsh) or power (PyHessian's power iteration, the reference)")
+              help="lanczos or power (PyHessian's power iteration, the reference)")
+@click.option("--solver", type=click.Choice(["auto", "full", "arpack"]), default="auto", show_default=True,
+              help="Lanczos's solver: full (no restart: the fewest products, a basis of up to max(10k, 100) "
+                   "vectors in memory), arpack (restarted, ARPACK eigsh), auto (full where its basis fits "
+                   "a quarter of the free memory)")
 @click.option("--tol", default=None, type=float, help="relative tolerance (default 1e-4 float32, 1e-8 float64; power: 1e-3)")
 @click.option("--maxiter", default=None, type=int, help="iteration limit of the eigensolver")
 @click.option("--trace/--no-trace", default=False, help="also estimate the trace (Hutchinson, Rademacher)")

@@ -65,6 +65,24 @@ def native_bf16(device: torch.device | str) -> bool:
     return False
 
 
+def available_memory(device: torch.device | str) -> int:
+    """Bytes free on ``device`` now: the CUDA allocator's free memory, or the kernel's MemAvailable on
+    the CPU (4 GiB when neither can be read). What the Hessian operator's graph cache and the
+    unrestarted Lanczos basis each allow themselves a quarter of."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 32
+
+
 def tune_cpu_allocator() -> bool:
     """Keep the CPU's large freed blocks in the process heap instead of returning them to the system.
 

@@ -3,7 +3,9 @@ r"""Estimators of Hessian spectra, free functions on a :class:`~landscape.analys
 ================================  =================================================================
 function                          what
 ================================  =================================================================
-:func:`lanczos_topk`              top-k eigenpairs by implicitly restarted Lanczos (ARPACK through
+:func:`lanczos_topk`              top-k eigenpairs by Lanczos: without restart, fully
+                                  reorthogonalised, where its basis fits in memory (the fewest
+                                  products), else implicitly restarted (ARPACK through
                                   ``scipy.sparse.linalg.eigsh``); the default
 :func:`power_iteration_pyhessian` top-k by PyHessian's power iteration with deflation (reference)
 :func:`hutchinson_trace`          :math:`\operatorname{tr} H \approx \frac1s\sum_i z_i^\top H z_i`,
@@ -180,18 +182,108 @@ def _sort_and_check(op, lam, vec, tol: float, check: bool, progress, t0: float):
     return lam, vec, res, conv, n_check, t_solve
 
 
-def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
-                 which: str = "LA", seed: int = 0, check: bool = True, progress=None) -> EigenResult:
-    r"""Top-``k`` eigenpairs of a symmetric operator by implicitly restarted Lanczos (ARPACK).
+SOLVERS = ("auto", "full", "arpack")
 
-    ARPACK runs in float64 whatever the operator's dtype (a float32 operator is cast at its
-    boundary), starting from a seeded Gaussian vector, so every rank of a distributed run issues the
-    same products. ``which="LA"`` (default) gives the largest algebraic eigenvalues, ``"LM"`` the
+
+def _full_basis(op, k: int, ncv: int | None, tol: float):
+    """The unrestarted solver's basis: ``(steps, torch dtype, device)``, or None where it does not fit
+    a quarter of the memory free on the operator's device (``landscape.device.available_memory``)."""
+    from ..device import available_memory
+    n = op.shape[0]
+    steps = int(min(n, ncv if ncv is not None else max(10 * k, 100)))
+    device = torch.device(getattr(op, "device", "cpu"))
+    dtype = torch.float64 if (op.dtype == np.float64 or tol < 1e-5) else torch.float32
+    itemsize = 8 if dtype == torch.float64 else 4
+    if steps * n * itemsize > available_memory(device) // 4:
+        return None
+    return steps, dtype, device
+
+
+def _ritz(alpha, beta, k: int, which: str):
+    """Top-``k`` Ritz values of the tridiagonal (``which``: LA or LM), their vectors in the Lanczos
+    basis (columns) and the last components of those vectors."""
+    theta, S = eigh_tridiagonal(np.asarray(alpha), np.asarray(beta)) if len(alpha) > 1 else \
+        (np.asarray(alpha, dtype=np.float64), np.ones((1, 1)))
+    key = theta if which == "LA" else np.abs(theta)
+    idx = np.argsort(key)[::-1][:k]
+    return theta[idx], S[:, idx]
+
+
+def _lanczos_full(op, k: int, tol: float, which: str, seed: int, steps: int, dtype, device, mv):
+    """Lanczos without restart: one Krylov basis, fully reorthogonalised (classical Gram-Schmidt, a
+    second pass where the first removed much), until the top-``k`` Ritz pairs' residuals
+    ``beta_m |s_mi|`` are all ``<= tol |theta_i|`` or the basis holds ``steps`` vectors.
+
+    Returns ``(theta, Y, converged)``: Ritz values, Ritz vectors (numpy, columns) and whether they
+    converged. The residual bound is the residual ``||H y - theta y||`` itself where the basis is
+    orthogonal, which the reorthogonalisation keeps it to the basis's rounding."""
+    n = op.shape[0]
+    Q = torch.empty(steps, n, dtype=dtype, device=device)
+    q = torch.from_numpy(np.random.RandomState(seed).standard_normal(n)).to(device=device, dtype=dtype)
+    q /= torch.linalg.vector_norm(q)
+    alpha: list[float] = []
+    beta: list[float] = []
+    scale = 0.0
+    for j in range(steps):
+        Q[j] = q
+        w = mv(q).to(dtype)
+        a = float(torch.dot(q, w))
+        w -= a * q
+        if j:
+            w -= beta[-1] * Q[j - 1]
+        basis = Q[: j + 1]
+        for _ in range(2):
+            before = float(torch.linalg.vector_norm(w))
+            w -= (basis @ w) @ basis
+            b = float(torch.linalg.vector_norm(w))
+            if b > 0.7071 * before:         # little was removed: orthogonal to the basis's rounding
+                break
+        alpha.append(a)
+        scale = max(scale, abs(a))
+        theta, S = _ritz(alpha, beta, k, which)
+        exhausted = b <= 1e-10 * max(scale, 1e-300)
+        if len(theta) >= k or exhausted:
+            bounds = b * np.abs(S[-1])
+            done = exhausted or bool(np.all(bounds <= tol * np.abs(theta)))
+            if done or j == steps - 1:
+                Y = (torch.from_numpy(np.ascontiguousarray(S.T)).to(device=device, dtype=dtype) @ basis)
+                conv = np.ones(len(theta), dtype=bool) if exhausted else bounds <= tol * np.abs(theta)
+                return theta, Y.double().cpu().numpy().T, conv
+        beta.append(b)
+        q = w / b
+    raise AssertionError("unreachable")
+
+
+def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
+                 which: str = "LA", seed: int = 0, check: bool = True, progress=None,
+                 solver: str = "auto") -> EigenResult:
+    r"""Top-``k`` eigenpairs of a symmetric operator by Lanczos.
+
+    ``solver``:
+
+    - ``"full"``: Lanczos without restart, every new vector reorthogonalised against the whole basis,
+      stopping as soon as the top-``k`` Ritz pairs' residuals are within ``tol``. Among single-start
+      Krylov methods this needs the fewest products (ARPACK's restarts throw information away: about
+      13% more products on the full-width small-cnn, benchmarks/RESULTS.md), at the price of a basis
+      of up to ``ncv`` vectors (default ``max(10k, 100)``) kept on the operator's device. Should the
+      basis fill up first, ARPACK goes on from its Ritz vectors (``meta["solver"]`` says so).
+    - ``"arpack"``: implicitly restarted Lanczos (ARPACK through ``scipy.sparse.linalg.eigsh``), a
+      basis of ``ncv`` vectors (default ``2k+1``), ``maxiter`` restarts.
+    - ``"auto"`` (default): ``full`` where its basis fits a quarter of the free memory of the
+      operator's device, else ``arpack``.
+
+    Both start from the same seeded Gaussian vector, so every rank of a distributed run issues the same
+    products, and work in float64 (the full solver's basis is float32 for a float32 operator at
+    ``tol >= 1e-5``). ``which="LA"`` (default) gives the largest algebraic eigenvalues, ``"LM"`` the
     largest in magnitude (what power iteration finds). ``tol`` (default 1e-8 for float64 operators,
-    1e-4 for float32) is ARPACK's relative accuracy and the convergence threshold of the residuals.
+    1e-4 for float32) bounds the relative residual ``||Hv - λv|| / |λ|`` of every returned pair.
     """
     _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
+    if solver not in SOLVERS:
+        raise LandscapeError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if which not in ("LA", "LM"):
+        raise LandscapeError(f"`which` must be LA or LM, got {which!r}")
     tol = _default_tol(op) if tol is None else float(tol)
     n = op.shape[0]
     n0, t0 = _n_hvp(op), time.perf_counter()
@@ -201,14 +293,33 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
         pbar.update(1)
         return _matvec_t(op, np.asarray(v).reshape(-1))
 
-    A = LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)
     v0 = np.random.RandomState(seed).standard_normal(n)
-    if ncv is None:
-        ncv = min(n, max(2 * k + 1, 20))
+    basis = None
+    if solver != "arpack" and tol > 0:
+        basis = _full_basis(op, k, ncv, tol)
+    if solver == "full" and basis is None:
+        raise LandscapeError("the unrestarted Lanczos basis does not fit a quarter of the free memory "
+                             "(or `tol` is 0); use `solver` arpack or a smaller `ncv`")
+    note, used = None, "arpack"
     try:
         with quiet_blas(op):
-            lam, vec = eigsh(A, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
-        note = None
+            if basis is not None:
+                steps, dtype, device = basis
+
+                def mv_t(v):
+                    pbar.update(1)
+                    if hasattr(op, "hvp"):
+                        return op.hvp(v)
+                    return torch.from_numpy(_matvec_t(op, v.double().cpu().numpy())).to(device)
+                lam, vec, conv = _lanczos_full(op, k, tol, which, seed, steps, dtype, device, mv_t)
+                used, basis_size = "full", steps
+                if not conv.all():      # the basis is full: ARPACK goes on from the Ritz vectors
+                    used, ncv, v0, basis = "full, then arpack", None, vec.sum(axis=1), None
+            if basis is None:
+                ncv = min(n, max(2 * k + 1, 20)) if ncv is None else ncv
+                basis_size = ncv
+                A = LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)
+                lam, vec = eigsh(A, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
     except ArpackNoConvergence as e:  # keep what converged; the flags say the rest did not
         lam, vec = e.eigenvalues, e.eigenvectors
         note = f"ARPACK stopped after maxiter with {len(lam)} of {k} eigenvalues"
@@ -216,7 +327,7 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
         pbar.close()
     n_solve = _n_hvp(op) - n0
     lam, vec, res, conv, n_check, t_solve = _sort_and_check(op, lam, vec, tol, check, progress, t0)
-    meta = {"which": which, "ncv": ncv, "seed": seed, "solve_time_s": round(t_solve, 4)}
+    meta = {"which": which, "solver": used, "ncv": basis_size, "seed": seed, "solve_time_s": round(t_solve, 4)}
     if note:
         meta["note"] = note
     return EigenResult(lam, vec, res, conv, tol, "lanczos", n_solve, n_check, time.perf_counter() - t0, meta)

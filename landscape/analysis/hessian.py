@@ -64,6 +64,7 @@ from scipy.sparse.linalg import LinearOperator
 from torch import nn
 
 from ..attacks.base import model_mode
+from ..device import available_memory
 from ..distributed import rank_world
 from ..errors import LandscapeError
 
@@ -311,17 +312,7 @@ class HessianOperator(LinearOperator):
     def _budget(self) -> int:
         if self.cache_budget is not None:
             return int(self.cache_budget)
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            return int(free) // 4
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024 // 4
-        except OSError:
-            pass
-        return 1 << 30
+        return available_memory(self.device) // 4
 
     @contextmanager
     def _private_running_stats(self, on: bool):
