@@ -209,26 +209,23 @@ def _ritz(alpha, beta, k: int, which: str):
     return theta[idx], S[:, idx]
 
 
-def _lanczos_full(op, k: int, tol: float, which: str, seed: int, steps: int, dtype, device, mv):
-    """Lanczos without restart: one Krylov basis, fully reorthogonalised (classical Gram-Schmidt, a
-    second pass where the first removed much), until the top-``k`` Ritz pairs' residuals
-    ``beta_m |s_mi|`` are all ``<= tol |theta_i|`` or the basis holds ``steps`` vectors.
+def _lanczos_steps(mv, q: torch.Tensor, steps: int, dtype, device):
+    """Lanczos from the unit vector ``q``, every new vector reorthogonalised against the whole basis
+    (classical Gram-Schmidt, a second pass where the first removed much: "twice is enough").
 
-    Returns ``(theta, Y, converged)``: Ritz values, Ritz vectors (numpy, columns) and whether they
-    converged. The residual bound is the residual ``||H y - theta y||`` itself where the basis is
-    orthogonal, which the reorthogonalisation keeps it to the basis's rounding."""
-    n = op.shape[0]
-    Q = torch.empty(steps, n, dtype=dtype, device=device)
-    q = torch.from_numpy(np.random.RandomState(seed).standard_normal(n)).to(device=device, dtype=dtype)
-    q /= torch.linalg.vector_norm(q)
+    Yields ``(alpha, beta, b, basis, exhausted)`` after each step: the tridiagonal so far (``beta`` one
+    shorter than ``alpha``), the norm ``b`` of the next Lanczos vector before it is normalised, the
+    basis (rows, on ``device`` in ``dtype``) and whether the Krylov space is exhausted (``b``
+    negligible). Stops after ``steps`` steps or at exhaustion; ``mv(v)`` is the operator's product."""
+    Q = torch.empty(steps, q.numel(), dtype=dtype, device=device)
     alpha: list[float] = []
     beta: list[float] = []
     scale = 0.0
     for j in range(steps):
         Q[j] = q
-        w = mv(q).to(dtype)
-        a = float(torch.dot(q, w))
-        w -= a * q
+        w = mv(Q[j]).to(device=device, dtype=dtype)
+        a = float(torch.dot(Q[j], w))
+        w -= a * Q[j]
         if j:
             w -= beta[-1] * Q[j - 1]
         basis = Q[: j + 1]
@@ -240,18 +237,31 @@ def _lanczos_full(op, k: int, tol: float, which: str, seed: int, steps: int, dty
                 break
         alpha.append(a)
         scale = max(scale, abs(a))
-        theta, S = _ritz(alpha, beta, k, which)
         exhausted = b <= 1e-10 * max(scale, 1e-300)
-        if len(theta) >= k or exhausted:
-            bounds = b * np.abs(S[-1])
-            done = exhausted or bool(np.all(bounds <= tol * np.abs(theta)))
-            if done or j == steps - 1:
-                Y = (torch.from_numpy(np.ascontiguousarray(S.T)).to(device=device, dtype=dtype) @ basis)
-                conv = np.ones(len(theta), dtype=bool) if exhausted else bounds <= tol * np.abs(theta)
-                return theta, Y.double().cpu().numpy().T, conv
+        yield alpha, beta, b, basis, exhausted
+        if exhausted or j == steps - 1:
+            return
         beta.append(b)
         q = w / b
-    raise AssertionError("unreachable")
+
+
+def _lanczos_full(op, k: int, tol: float, which: str, seed: int, steps: int, dtype, device, mv):
+    """Lanczos without restart until the top-``k`` Ritz pairs' residuals ``b |s_mi|`` are all
+    ``<= tol |theta_i|`` or the basis holds ``steps`` vectors.
+
+    Returns ``(theta, Y, converged)``: Ritz values, Ritz vectors (numpy, columns) and whether they
+    converged. The residual bound is the residual ``||H y - theta y||`` itself where the basis is
+    orthogonal, which the reorthogonalisation keeps it to the basis's rounding."""
+    q = torch.from_numpy(np.random.RandomState(seed).standard_normal(op.shape[0])).to(device=device, dtype=dtype)
+    for alpha, beta, b, basis, exhausted in _lanczos_steps(mv, q / torch.linalg.vector_norm(q), steps, dtype, device):
+        if len(alpha) < k and not exhausted:
+            continue
+        theta, S = _ritz(alpha, beta, k, which)
+        conv = np.ones(len(theta), dtype=bool) if exhausted else b * np.abs(S[-1]) <= tol * np.abs(theta)
+        if conv.all() or len(alpha) == steps:
+            Y = torch.from_numpy(np.ascontiguousarray(S.T)).to(device=device, dtype=dtype) @ basis
+            return theta, Y.double().cpu().numpy().T, conv
+    raise AssertionError("unreachable: the last step returns")
 
 
 def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
@@ -431,35 +441,21 @@ def hutchinson_trace(op, n_samples: int = 100, seed: int = 0, progress=None) -> 
 
 # ------------------------------------------------------------------------------------------- SLQ
 def lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n_steps`` Lanczos steps from ``v0`` with full reorthogonalisation (twice, classical
-    Gram-Schmidt); returns the tridiagonal's diagonal ``alpha`` and off-diagonal ``beta``. Stops early
+    """``n_steps`` Lanczos steps from ``v0`` with full reorthogonalisation (the unrestarted top-k
+    solver's steps, float64 on the CPU); returns the tridiagonal's diagonal ``alpha`` and off-diagonal ``beta``. Stops early
     when the Krylov space is exhausted (``beta`` negligible)."""
     with quiet_blas(op):
         return _lanczos_tridiagonal(op, v0, n_steps)
 
 
 def _lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    n = op.shape[0]
-    m = int(min(n_steps, n))
-    V = np.zeros((m, n))
-    alpha, beta = [], []
-    v = v0 / np.linalg.norm(v0)
-    v_prev, b_prev = np.zeros(n), 0.0
-    scale = 0.0
-    for j in range(m):
-        V[j] = v
-        w = _matvec_t(op, v) - b_prev * v_prev
-        a = float(np.dot(w, v))
-        w -= a * v
-        for _ in range(2):
-            w -= V[: j + 1].T @ (V[: j + 1] @ w)
-        alpha.append(a)
-        scale = max(scale, abs(a))
-        b = float(np.linalg.norm(w))
-        if j == m - 1 or b <= 1e-10 * max(scale, 1e-300):
-            break
-        beta.append(b)
-        v_prev, v, b_prev = v, w / b, b
+    q = torch.from_numpy(np.asarray(v0, dtype=np.float64) / np.linalg.norm(v0))
+    cpu = torch.device("cpu")
+
+    def mv(v):
+        return torch.from_numpy(_matvec_t(op, v.numpy()))
+    for alpha, beta, *_ in _lanczos_steps(mv, q, int(min(n_steps, op.shape[0])), torch.float64, cpu):
+        pass
     return np.array(alpha), np.array(beta)
 
 
