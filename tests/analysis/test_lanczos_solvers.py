@@ -65,8 +65,8 @@ def test_full_equals_dense_and_needs_fewer_products_than_arpack(clustered, which
 
 
 def test_full_float32_hessian_operator_and_default(clustered):
-    """The default on a small model's float32 Hessian is the unrestarted solver, with a float32 basis,
-    and agrees with the dense float64 spectrum to its tolerance."""
+    """The default on a small model's float32 Hessian is the unrestarted solver, and it agrees with the
+    dense float64 spectrum to its tolerance."""
     torch.manual_seed(0)
     model = build_model("small-cnn", in_channels=1, num_classes=3, image_size=8, width=2, hidden=6).eval()
     g = torch.Generator().manual_seed(1)

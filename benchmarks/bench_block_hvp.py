@@ -1,0 +1,80 @@
+"""Could a block eigensolver beat one product at a time? Batched Hessian-vector products on the CPU.
+
+Times, on one checkpoint's clean cross-entropy Hessian (``--n-images`` held-out images in one batch,
+the gradient graph kept as ``HessianOperator`` keeps it), B products taken one after another against
+the same B products taken at once (``torch.autograd.grad(..., is_grads_batched=True)``, vmap over the
+double backward), per vector, interleaved, best of ``--repeats``; and one product of the model as it
+is against the same model and images in the ``channels_last`` layout (medians). A block Lanczos or
+subspace method needs more products than single-vector Lanczos; it pays only if a batched product
+costs much less per vector (benchmarks/RESULTS.md, "Lanczos without restart").
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_block_hvp.py --checkpoint CK --n-images 100
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+
+
+def main():
+    from common import options
+    a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, blocks=("1,4,8,16", "B values"),
+                repeats=3, threads=2)
+    if not a.checkpoint:
+        raise SystemExit("give --checkpoint")
+    torch.set_num_threads(a.threads)
+    from landscape.analysis.hessian import HessianOperator, make_batches
+    from landscape.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(a.checkpoint)
+    model = ck.model(device="cpu").eval()
+    h = ck.load_dataset("test").subset(a.n_images, seed=1)
+    x = h.images.float().div(255)
+    op = HessianOperator(model, "clean", make_batches(x, h.labels, a.n_images))
+    op.hvp(torch.randn(op.n_params))                    # builds and keeps the gradient graph
+    grads = op._graphs[0]
+
+    def batched(V):
+        vs = [c.reshape(V.shape[0], *s) for c, s in zip(torch.split(V, op.numels, dim=1), op.shapes)]
+        with torch.enable_grad():
+            hv = torch.autograd.grad(grads, op.params, grad_outputs=vs, retain_graph=True, is_grads_batched=True)
+        return torch.cat([t.reshape(V.shape[0], -1) for t in hv], 1)
+
+    print(f"# {a.checkpoint}: {op.n_params:,} parameters, {a.n_images} images, {torch.get_num_threads()} threads")
+    print("| vectors B | one at a time, s per vector | batched, s per vector | batched speed / one at a time | rel. difference |")
+    print("|---|---|---|---|---|")
+    for b in [int(v) for v in a.blocks.split(",")]:
+        V = torch.randn(b, op.n_params)
+        t1, t2 = [], []
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            A = torch.stack([op.hvp(v) for v in V])
+            t1.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            B = batched(V)
+            t2.append(time.perf_counter() - t)
+        err = float((A - B).norm() / A.norm())
+        print(f"| {b} | {min(t1) / b:.3f} | {min(t2) / b:.3f} | {min(t1) / min(t2):.2f}x | {err:.1e} |", flush=True)
+
+    m2 = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    op2 = HessianOperator(m2, "clean", make_batches(x.contiguous(memory_format=torch.channels_last), h.labels, a.n_images))
+    v = torch.randn(op.n_params)
+    err = float((op.hvp(v) - op2.hvp(v)).norm() / op.hvp(v).norm())
+    t1, t2 = [], []
+    for _ in range(2 * a.repeats + 1):
+        t = time.perf_counter()
+        op.hvp(v)
+        t1.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        op2.hvp(v)
+        t2.append(time.perf_counter() - t)
+    print(f"\none product, contiguous {statistics.median(t1):.3f} s, channels_last {statistics.median(t2):.3f} s: "
+          f"{statistics.median(t1) / statistics.median(t2):.2f}x (rel. difference {err:.1e})")
+
+
+if __name__ == "__main__":
+    main()
