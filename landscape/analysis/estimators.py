@@ -186,7 +186,7 @@ SOLVERS = ("auto", "full", "arpack")
 
 
 def _full_basis(op, k: int, ncv: int | None):
-    """The unrestarted solver's basis: ``(steps, torch dtype, device)``, or None where it does not fit
+    """The unrestarted solver's basis: ``(steps, device)``, or None where it does not fit
     a quarter of the memory free on the operator's device (``landscape.device.available_memory``).
     Always float64: a float32 basis left errors of up to 5.5e-5 in the full-width small-cnn's top 20
     (float32 products), against 7e-8 for ARPACK, which works in float64."""
@@ -196,7 +196,7 @@ def _full_basis(op, k: int, ncv: int | None):
     device = torch.device(getattr(op, "device", "cpu"))
     if steps * n * 8 > available_memory(device) // 4:
         return None
-    return steps, torch.float64, device
+    return steps, device
 
 
 def _ritz(alpha, beta, k: int, which: str):
@@ -245,15 +245,16 @@ def _lanczos_steps(mv, q: torch.Tensor, steps: int, dtype, device):
         q = w / b
 
 
-def _lanczos_full(op, k: int, tol: float, which: str, seed: int, steps: int, dtype, device, mv):
-    """Lanczos without restart until the top-``k`` Ritz pairs' residuals ``b |s_mi|`` are all
-    ``<= tol |theta_i|`` or the basis holds ``steps`` vectors.
+def _lanczos_full(v0: np.ndarray, k: int, tol: float, which: str, steps: int, device, mv):
+    """Lanczos without restart from ``v0``, in float64 on ``device``, until the top-``k`` Ritz pairs'
+    residuals ``b |s_mi|`` are all ``<= tol |theta_i|`` or the basis holds ``steps`` vectors.
 
     Returns ``(theta, Y, converged)``: Ritz values, Ritz vectors (numpy, columns) and whether they
     converged. The residual bound is the residual ``||H y - theta y||`` itself where the basis is
     orthogonal, which the reorthogonalisation keeps it to the basis's rounding."""
-    q = torch.from_numpy(np.random.RandomState(seed).standard_normal(op.shape[0])).to(device=device, dtype=dtype)
-    for alpha, beta, b, basis, exhausted in _lanczos_steps(mv, q / torch.linalg.vector_norm(q), steps, dtype, device):
+    dtype = torch.float64
+    q = torch.from_numpy(v0 / np.linalg.norm(v0)).to(device=device, dtype=dtype)
+    for alpha, beta, b, basis, exhausted in _lanczos_steps(mv, q, steps, dtype, device):
         if len(alpha) < k and not exhausted:
             continue
         theta, S = _ritz(alpha, beta, k, which)
@@ -284,8 +285,9 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
 
     Both start from the same seeded Gaussian vector, so every rank of a distributed run issues the same
     products, and work in float64 whatever the operator's dtype. ``which="LA"`` (default) gives the
-    largest algebraic eigenvalues, ``"LM"`` the largest in magnitude (what power iteration finds). ``tol`` (default 1e-8 for float64 operators,
-    1e-4 for float32) bounds the relative residual ``||Hv - λv|| / |λ|`` of every returned pair.
+    largest algebraic eigenvalues, ``"LM"`` the largest in magnitude (what power iteration finds).
+    ``tol`` (default 1e-8 for float64 operators, 1e-4 for float32) bounds the relative residual
+    ``||Hv - λv|| / |λ|`` of every returned pair.
     """
     _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
@@ -313,14 +315,14 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     try:
         with quiet_blas(op):
             if basis is not None:
-                steps, dtype, device = basis
+                steps, device = basis
 
                 def mv_t(v):
                     pbar.update(1)
                     if hasattr(op, "hvp"):
                         return op.hvp(v)
                     return torch.from_numpy(_matvec_t(op, v.double().cpu().numpy())).to(device)
-                lam, vec, conv = _lanczos_full(op, k, tol, which, seed, steps, dtype, device, mv_t)
+                lam, vec, conv = _lanczos_full(v0, k, tol, which, steps, device, mv_t)
                 used, basis_size = "full", steps
                 if not conv.all():      # the basis is full: ARPACK goes on from the Ritz vectors
                     used, ncv, v0, basis = "full, then arpack", None, vec.sum(axis=1), None
@@ -441,8 +443,8 @@ def hutchinson_trace(op, n_samples: int = 100, seed: int = 0, progress=None) -> 
 # ------------------------------------------------------------------------------------------- SLQ
 def lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """``n_steps`` Lanczos steps from ``v0`` with full reorthogonalisation (the unrestarted top-k
-    solver's steps, float64 on the CPU); returns the tridiagonal's diagonal ``alpha`` and off-diagonal ``beta``. Stops early
-    when the Krylov space is exhausted (``beta`` negligible)."""
+    solver's steps, float64 on the CPU); returns the tridiagonal's diagonal ``alpha`` and
+    off-diagonal ``beta``. Stops early when the Krylov space is exhausted (``beta`` negligible)."""
     with quiet_blas(op):
         return _lanczos_tridiagonal(op, v0, n_steps)
 
