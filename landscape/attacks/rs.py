@@ -18,8 +18,10 @@ Algorithm (per example, only forward passes)
     (:func:`~landscape.attacks.base.settle_verdicts`), so every success is a float32 one, while the
     others are accepted or rejected on their bf16 loss. That is 1.5-1.75x faster here but was weaker
     on one of two models (``benchmarks/bench_rs_precision.py``, benchmarks/RESULTS.md): the accept
-    decisions on bf16 losses are noisy. So it is a library option only; sparse-AutoAttack and
-    ``landscape eval`` keep Sparse-RS in float32.
+    decisions on bf16 losses are noisy. Late in the search, candidates' losses differ by about as
+    much as bf16's error of them, so bf16 reverses 5-22% of the decisions, and settling each doubtful
+    one in float32 would cost more than bf16 saves (``benchmarks/rs_bf16_decisions.py``). So it is a
+    library option only; sparse-AutoAttack and ``landscape eval`` keep Sparse-RS in float32.
 
 Arguments (defaults: the sparse-AutoAttack configuration of the sPGD authors)
     eps (k), n_queries=10000, p_init=0.8, loss='margin' (or 'ce'), restarts=1, seed=None, mode='eval';
