@@ -8,6 +8,12 @@ is against the same model and images in the ``channels_last`` layout (medians). 
 subspace method needs more products than single-vector Lanczos; it pays only if a batched product
 costs much less per vector (benchmarks/RESULTS.md, "Lanczos without restart").
 
+Two more ways one product could be cheaper, each against the same cached double backward (medians of
+interleaved repeats): forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``, JAX's usual HVP,
+which cannot keep a graph and pays a forward and a backward under forward-mode AD each time), and the
+same images cut into batches of ``--micro-batch`` (each batch's graph kept), which keeps activations in
+cache. ``--allocator tuned`` (the default, as the CLI runs) keeps glibc from unmapping large blocks.
+
     OMP_NUM_THREADS=2 python benchmarks/bench_block_hvp.py --checkpoint CK --n-images 100
 """
 
@@ -23,10 +29,14 @@ import torch
 def main():
     from common import options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, blocks=("1,4,8,16", "B values"),
-                repeats=3, threads=2)
+                repeats=3, threads=2, micro_batch=(32, "batch size of the cut-up operator"),
+                allocator=("tuned", "tuned (landscape.device.tune_cpu_allocator, as the CLI) or default"))
     if not a.checkpoint:
         raise SystemExit("give --checkpoint")
     torch.set_num_threads(a.threads)
+    if a.allocator == "tuned":
+        from landscape.device import tune_cpu_allocator
+        tune_cpu_allocator()
     from landscape.analysis.hessian import HessianOperator, make_batches
     from landscape.checkpoint import load_checkpoint
 
@@ -74,6 +84,35 @@ def main():
         t2.append(time.perf_counter() - t)
     print(f"\none product, contiguous {statistics.median(t1):.3f} s, channels_last {statistics.median(t2):.3f} s: "
           f"{statistics.median(t1) / statistics.median(t2):.2f}x (rel. difference {err:.1e})")
+
+    from torch.func import functional_call, grad, jvp
+    params = {n: p.detach() for n, p in zip(op.names, op.params)}
+    buffers = dict(model.named_buffers())
+    y = h.labels
+
+    def loss_of(p):
+        return torch.nn.functional.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
+
+    def fwd_over_rev(v):
+        tangent = dict(zip(op.names, op.to_list(v)))
+        return op.to_flat(list(jvp(grad(loss_of), (params,), (tangent,))[1].values()))
+
+    op3 = HessianOperator(model, "clean", make_batches(x, h.labels, a.micro_batch))
+    op3.hvp(v)
+    rivals = {"forward-over-reverse (torch.func)": fwd_over_rev, f"batches of {a.micro_batch}, graphs kept": op3.hvp}
+    ref = op.hvp(v)
+    for name, fn in rivals.items():
+        err = float((fn(v) - ref).norm() / ref.norm())
+        t1, t2 = [], []
+        for _ in range(2 * a.repeats + 1):
+            t = time.perf_counter()
+            op.hvp(v)
+            t1.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fn(v)
+            t2.append(time.perf_counter() - t)
+        print(f"one product, cached double backward {statistics.median(t1):.3f} s, {name} {statistics.median(t2):.3f} s: "
+              f"{statistics.median(t1) / statistics.median(t2):.2f}x (rel. difference {err:.1e})")
 
 
 if __name__ == "__main__":
