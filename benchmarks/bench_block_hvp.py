@@ -11,7 +11,7 @@ costs much less per vector (benchmarks/RESULTS.md, "Lanczos without restart").
 Two more ways one product could be cheaper, each against the same cached double backward (medians of
 interleaved repeats): forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``, JAX's usual HVP,
 which cannot keep a graph and pays a forward and a backward under forward-mode AD each time), and the
-same images cut into batches of ``--micro-batch`` (each batch's graph kept), which keeps activations in
+same images cut into batches of ``--micro-batch`` (each batch's graph kept), whose activations might stay in
 cache. ``--allocator tuned`` (the default, as the CLI runs) keeps glibc from unmapping large blocks.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_block_hvp.py --checkpoint CK --n-images 100
