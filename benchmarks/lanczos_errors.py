@@ -10,7 +10,8 @@ same operator (the checkpoint's clean cross-entropy on the same seeded 1,000 tes
 same batches, float64) with ``--solver`` (default ``full``, Lanczos without restart, whose residuals
 certify every pair to ``--tol``). It then reads the eigenvalues each timed side printed in the bench's
 log (its ``repeat r/R side: ...s {'eigenvalues': [...]}`` lines) and prints each side's largest
-relative error.
+relative error. ``--reference-json`` reuses a reference this script saved (``--json``) for another
+log of the same setting.
 """
 
 from __future__ import annotations
@@ -54,31 +55,43 @@ def main(argv=None):
     ap.add_argument("--ncv", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--reference-json", default=None,
+                    help="reuse the reference a run of this script saved with --json (same checkpoint, images, "
+                         "batches and topk) instead of computing it again")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     runs = logged_eigenvalues(a.log)
     if not runs:
         raise SystemExit(f"no Lanczos repeat with eigenvalues in {a.log}")
-    from landscape.analysis.estimators import lanczos_topk
-    from landscape.analysis.hessian import HessianOperator, make_batches
-    from landscape.checkpoint import load_checkpoint
-    from landscape.device import tune_cpu_allocator
-    tune_cpu_allocator()
-    ck = load_checkpoint(a.checkpoint)
-    model = ck.model(device="cpu").eval()
-    test = ck.load_dataset("test")
-    hsub = test.subset(min(a.hessian_images, len(test)), seed=1)      # as bench_reference.py draws it
-    x, y = hsub.images.float().div(255), hsub.labels
-    op = HessianOperator(model, "clean", make_batches(x, y, a.hessian_batch), dtype="float64")
-    t0 = time.perf_counter()
-    res = lanczos_topk(op, a.topk, tol=a.tol, ncv=a.ncv, solver=a.solver, check=False)
-    took = time.perf_counter() - t0
-    exact = np.sort(res.eigenvalues)[::-1]
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {platform.machine()}, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; {a.checkpoint}: clean CE, {len(y)} test images "
-          f"in batches of {a.hessian_batch}, {op.n_params:,} parameters, float64")
-    print(f"reference: top-{a.topk} by {res.meta['solver']} at tol {a.tol:g}, {res.n_hvp} products, {took:.0f} s: "
+    setting = {"checkpoint": a.checkpoint, "hessian_images": a.hessian_images, "hessian_batch": a.hessian_batch,
+               "topk": a.topk}
+    if a.reference_json:
+        saved = json.load(open(a.reference_json))
+        if saved.get("setting") != setting:
+            raise SystemExit(f"{a.reference_json} holds the reference of {saved.get('setting')}, not {setting}")
+        exact, n_hvp, solver, took = np.asarray(saved["reference"]), saved["reference_hvp"], saved["reference_solver"], None
+        print(f"reference from {a.reference_json}: {setting}")
+    else:
+        from landscape.analysis.estimators import lanczos_topk
+        from landscape.analysis.hessian import HessianOperator, make_batches
+        from landscape.checkpoint import load_checkpoint
+        from landscape.device import tune_cpu_allocator
+        tune_cpu_allocator()
+        ck = load_checkpoint(a.checkpoint)
+        model = ck.model(device="cpu").eval()
+        test = ck.load_dataset("test")
+        hsub = test.subset(min(a.hessian_images, len(test)), seed=1)      # as bench_reference.py draws it
+        x, y = hsub.images.float().div(255), hsub.labels
+        op = HessianOperator(model, "clean", make_batches(x, y, a.hessian_batch), dtype="float64")
+        t0 = time.perf_counter()
+        res = lanczos_topk(op, a.topk, tol=a.tol, ncv=a.ncv, solver=a.solver, check=False)
+        took = time.perf_counter() - t0
+        exact, n_hvp, solver = np.sort(res.eigenvalues)[::-1], res.n_hvp, res.meta["solver"]
+        print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {platform.machine()}, torch "
+              f"{torch.__version__}, {torch.get_num_threads()} threads; {a.checkpoint}: clean CE, {len(y)} test "
+              f"images in batches of {a.hessian_batch}, {op.n_params:,} parameters, float64")
+    print(f"reference: top-{a.topk} by {solver}, {n_hvp} products{'' if took is None else f', {took:.0f} s'}: "
           f"{[round(float(v), 6) for v in exact]}\n")
     print("| side | repeat | seconds | largest relative error of the top "
           f"{a.topk} |\n|---|---|---|---|")
@@ -90,8 +103,8 @@ def main(argv=None):
         print(f"| {side} | {rep} | {sec:.1f} | {err:.1e} |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"reference": [float(v) for v in exact], "reference_hvp": res.n_hvp,
-                       "reference_solver": res.meta["solver"], "rows": rows}, f, indent=2)
+            json.dump({"setting": setting, "reference": [float(v) for v in exact], "reference_hvp": n_hvp,
+                       "reference_solver": solver, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
