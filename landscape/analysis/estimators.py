@@ -127,6 +127,17 @@ def _matvec_t(op, v: np.ndarray) -> np.ndarray:
     return np.asarray(op.matvec(v.astype(op.dtype, copy=False)), dtype=np.float64).reshape(-1)
 
 
+def _torch_matvec(op, device):
+    """``v -> op @ v`` for torch vectors: the operator's own ``hvp`` where it has one (no numpy round
+    trip; the result stays on the operator's device), else its matvec in float64 numpy, on ``device``."""
+    if hasattr(op, "hvp"):
+        return op.hvp
+
+    def mv(v):
+        return torch.from_numpy(_matvec_t(op, v.double().cpu().numpy())).to(device)
+    return mv
+
+
 @contextmanager
 def quiet_blas(op):
     """While ``op``'s products run on the CPU, numpy's and scipy's BLAS (ARPACK's and the
@@ -316,12 +327,11 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
         with quiet_blas(op):
             if basis is not None:
                 steps, device = basis
+                product = _torch_matvec(op, device)
 
                 def mv_t(v):
                     pbar.update(1)
-                    if hasattr(op, "hvp"):
-                        return op.hvp(v)
-                    return torch.from_numpy(_matvec_t(op, v.double().cpu().numpy())).to(device)
+                    return product(v)
                 lam, vec, conv = _lanczos_full(v0, k, tol, which, steps, device, mv_t)
                 used, basis_size = "full", steps
                 if not conv.all():      # the basis is full: ARPACK goes on from the Ritz vectors
@@ -452,9 +462,7 @@ def lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, n
 def _lanczos_tridiagonal(op, v0: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     q = torch.from_numpy(np.asarray(v0, dtype=np.float64) / np.linalg.norm(v0))
     cpu = torch.device("cpu")
-
-    def mv(v):
-        return torch.from_numpy(_matvec_t(op, v.numpy()))
+    mv = _torch_matvec(op, cpu)
     for alpha, beta, *_ in _lanczos_steps(mv, q, int(min(n_steps, op.shape[0])), torch.float64, cpu):
         pass
     return np.array(alpha), np.array(beta)
