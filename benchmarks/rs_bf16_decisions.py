@@ -75,8 +75,9 @@ def main(argv=None):
     print("| checkpoint | images | a | \\|Δ loss\\|: median, 10% | bf16 error of Δ: median, largest | decisions "
           "reversed | float32 accepts bf16 rejects | within the largest error |\n|---|---|---|---|---|---|---|---|")
     for path in a.checkpoint:
-        model = load_checkpoint(path).model().eval()
-        sub = load_checkpoint(path).load_dataset("test").subset(a.n_images, seed=0)
+        ck = load_checkpoint(path)
+        model = ck.model().eval()
+        sub = ck.load_dataset("test").subset(a.n_images, seed=0)
         x, y = sub.images.float().div(255), sub.labels
         with torch.no_grad():
             keep = model(x).argmax(1) == y
