@@ -190,13 +190,15 @@ def section_lanczos(ctx):
         v = np.sort(np.asarray(vals, dtype=np.float64))[::-1]
         return float(np.max(np.abs(v - exact) / np.abs(exact)))
 
-    def ours(solver):
+    def ours(solver, precision):
         def run(r):
             op = HessianOperator(model, "clean", batches, dtype="float32")
             res = lanczos_topk(op, topn, tol=a.lanczos_tol, ncv=a.lanczos_ncv, seed=r, check=False, progress=False,
-                               solver=solver)
-            return {"eigenvalues": [float(v) for v in res.eigenvalues], "hvp": op.n_hvp,
-                    "solver": res.meta["solver"]}
+                               solver=solver, precision=precision)
+            hvp = op.n_hvp if precision == "float32" else \
+                f"{res.meta['n_hvp_bfloat16']} bf16 + {res.meta['n_hvp_float32']} float32"
+            return {"eigenvalues": [float(v) for v in res.eigenvalues], "hvp": hvp,
+                    "solver": res.meta["solver"] + ("" if precision == "float32" else ", bf16 products")}
         return run
 
     def theirs(r):
@@ -233,7 +235,8 @@ def section_lanczos(ctx):
         return {"eigenvalues": [float(v) for v in vals], "hvp": count[0]}
 
     solvers = [v.strip() for v in a.lanczos_solver.split(",") if v.strip()]
-    sides = {_lanczos_side(v): ours(v) for v in solvers}
+    precisions = [v.strip() for v in a.lanczos_precision.split(",") if v.strip()]
+    sides = {_lanczos_side(v, p): ours(v, p) for v in solvers for p in precisions}
     res = interleave({**sides, "reference": theirs}, a.lanczos_repeats, dev, ctx["log"])
     # the eigenvalues both sides are judged against: a tight Lanczos run, untimed and after the timed
     # runs (so that their numbers are out first when it is long)
@@ -253,18 +256,24 @@ def section_lanczos(ctx):
     for side in sides:
         t_o = statistics.median(res[side]["seconds"])
         e_o = max(d["max_rel_err"] for d in res[side]["acc"])
-        h_o = statistics.median(d["hvp"] for d in res[side]["acc"])
+        h_o = _median_count([d["hvp"] for d in res[side]["acc"]])
         used = sorted({d["solver"] for d in res[side]["acc"]})
         rows.append({"section": f"Lanczos top-{topn} ({', '.join(used)}) vs PyHessian", "setting": _hsetting(ctx),
                      "landscape_s": t_o, "reference_s": t_r, "ratio": t_r / t_o,
-                     "accuracy": f"max rel. error {e_o:.1e} ({h_o:.0f} HVPs) vs {e_r:.1e} ({h_r:.0f} HVPs); "
+                     "accuracy": f"max rel. error {e_o:.1e} ({h_o} HVPs) vs {e_r:.1e} ({h_r:.0f} HVPs); "
                                  f"λ1 {exact[0]:.4g}",
                      "seconds_all": {k: res[k]["seconds"] for k in (side, "reference")}})
     return rows
 
 
-def _lanczos_side(solver: str) -> str:
-    return "landscape" if solver == "auto" else f"landscape-{solver}"
+def _lanczos_side(solver: str, precision: str = "float32") -> str:
+    name = "landscape" if solver == "auto" else f"landscape-{solver}"
+    return name if precision == "float32" else f"{name}-bf16"
+
+
+def _median_count(counts: list):
+    """The median product count (a number), or the first repeat's split count ("131 bf16 + 20 float32")."""
+    return f"{statistics.median(counts):.0f}" if all(isinstance(c, int) for c in counts) else counts[0]
 
 
 def _hsetting(ctx):
@@ -426,6 +435,9 @@ def main(argv=None):
     ap.add_argument("--lanczos-solver", default="auto",
                     help="our Lanczos's solver: auto (the default), full or arpack; several, comma-separated, "
                          "are interleaved, a row each")
+    ap.add_argument("--lanczos-precision", default="float32",
+                    help="our Lanczos's products: float32 (the default) or bfloat16 (bf16 Krylov space, float32 "
+                         "Rayleigh-Ritz); both, comma-separated, are interleaved, a row each (per solver)")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
     ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "both"],

@@ -278,7 +278,7 @@ def _lanczos_full(v0: np.ndarray, k: int, tol: float, which: str, steps: int, de
 
 def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None = None, *, ncv: int | None = None,
                  which: str = "LA", seed: int = 0, check: bool = True, progress=None,
-                 solver: str = "auto") -> EigenResult:
+                 solver: str = "auto", precision: str = "float32") -> EigenResult:
     r"""Top-``k`` eigenpairs of a symmetric operator by Lanczos.
 
     ``solver``:
@@ -299,6 +299,15 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     largest algebraic eigenvalues, ``"LM"`` the largest in magnitude (what power iteration finds).
     ``tol`` (default 1e-8 for float64 operators, 1e-4 for float32) bounds the relative residual
     ``||Hv - λv|| / |λ|`` of every returned pair.
+
+    ``precision="bfloat16"`` (a float32 :class:`~landscape.analysis.hessian.HessianOperator` only)
+    builds the Krylov space with bf16 products (``op.with_autocast``: about half a float32
+    product's cost on a CPU with avx512_bf16), resolved to ``BF16_KRYLOV_TOL``, then settles the
+    top ``k`` by Rayleigh-Ritz with ``k`` float32 products of its Ritz vectors. The returned
+    residuals are the float32 operator's, computed exactly from those products (no check products).
+    bf16's rounding leaves them near 2e-2 relative on small-cnn and the eigenvalues within about
+    1e-3 (Rayleigh quotients are second order in the vectors' error), so ``tol`` defaults to
+    ``BF16_TOL`` (5e-2) there. ``n_hvp`` counts both kinds of product; ``meta`` splits them.
     """
     _validate.solver_options(tol=tol, maxiter=maxiter)
     _check_k(op, k)
@@ -306,6 +315,11 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
         raise LandscapeError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if which not in ("LA", "LM"):
         raise LandscapeError(f"`which` must be LA or LM, got {which!r}")
+    if precision not in PRECISIONS:
+        raise LandscapeError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16":
+        return _lanczos_bf16(op, k, tol, maxiter, ncv=ncv, which=which, seed=seed, progress=progress,
+                             solver=solver)
     tol = _default_tol(op) if tol is None else float(tol)
     n = op.shape[0]
     n0, t0 = _n_hvp(op), time.perf_counter()
@@ -352,6 +366,57 @@ def lanczos_topk(op, k: int = 20, tol: float | None = None, maxiter: int | None 
     if note:
         meta["note"] = note
     return EigenResult(lam, vec, res, conv, tol, "lanczos", n_solve, n_check, time.perf_counter() - t0, meta)
+
+
+PRECISIONS = ("float32", "bfloat16")
+#: the bf16 Krylov phase's own tolerance: on the full-width small-cnn the float32 eigenvalues
+#: stopped improving once the bf16 Ritz pairs were resolved this far (benchmarks/RESULTS.md)
+BF16_KRYLOV_TOL = 1e-3
+#: the default ``tol`` of the float32 pairs ``precision="bfloat16"`` returns: bf16's rounding leaves
+#: their relative residuals near 2e-2
+BF16_TOL = 5e-2
+
+
+def _lanczos_bf16(op, k: int, tol, maxiter, *, ncv, which: str, seed: int, progress, solver: str) -> EigenResult:
+    """``lanczos_topk(..., precision="bfloat16")``: the Krylov space from bf16 products, the pairs
+    from a float32 Rayleigh-Ritz on its top-``k`` Ritz vectors."""
+    if not hasattr(op, "with_autocast"):
+        raise LandscapeError("`precision` bfloat16 needs a HessianOperator (it builds bf16 products)")
+    if op.torch_dtype != torch.float32:
+        raise LandscapeError("`precision` bfloat16 needs a float32 operator (`dtype` float32)")
+    tol = BF16_TOL if tol is None else float(tol)
+    t0 = time.perf_counter()
+    low = op.with_autocast("bfloat16")
+    first = lanczos_topk(low, k, tol=min(tol, BF16_KRYLOV_TOL), maxiter=maxiter, ncv=ncv, which=which,
+                         seed=seed, check=False, progress=progress, solver=solver)
+    low.clear_cache()
+    n0 = _n_hvp(op)
+    device = op.device
+    Y = torch.from_numpy(np.ascontiguousarray(first.eigenvectors.T)).to(device=device, dtype=torch.float64)
+    Y = torch.linalg.qr(Y.T).Q.T           # orthonormal to float64 rounding (they are to the basis's)
+    pbar = bar(desc=f"rayleigh-ritz top-{k} (float32)", unit="hvp", total=len(Y), progress=progress)
+    HY = torch.empty_like(Y)
+    try:
+        with quiet_blas(op):
+            for i in range(len(Y)):
+                HY[i] = op.hvp(Y[i]).to(torch.float64)
+                pbar.update(1)
+    finally:
+        pbar.close()
+    A = Y @ HY.T
+    theta, S = torch.linalg.eigh((A + A.T) / 2)
+    key = theta if which == "LA" else theta.abs()
+    order = torch.argsort(key, descending=True)
+    theta, S = theta[order], S[:, order]
+    V, HV = S.T @ Y, S.T @ HY
+    res = torch.linalg.vector_norm(HV - theta[:, None] * V, dim=1)
+    lam, vec, res = theta.cpu().numpy(), V.T.cpu().numpy(), res.cpu().numpy()
+    desc = np.argsort(lam)[::-1]
+    lam, vec, res = lam[desc], vec[:, desc], res[desc]
+    meta = {**first.meta, "precision": "bfloat16", "n_hvp_bfloat16": first.n_hvp, "n_hvp_float32": _n_hvp(op) - n0,
+            "krylov_tol": min(tol, BF16_KRYLOV_TOL), "krylov_converged": int(np.sum(first.converged))}
+    return EigenResult(lam, vec, res, res <= tol * np.abs(lam), tol, "lanczos", first.n_hvp + _n_hvp(op) - n0, 0,
+                       time.perf_counter() - t0, meta)
 
 
 def top_eigenvectors(op, k: int = 2, **kwargs) -> list[list[torch.Tensor]]:

@@ -21,6 +21,13 @@ the double backward. The graphs are rebuilt whenever a parameter or buffer of th
 in place since they were built (its version counter moved), so a product never uses stale weights.
 ``cache=False`` recomputes every time (least memory); ``cache=True`` always caches.
 
+**bf16 products.** ``autocast="bfloat16"`` builds each batch's gradient graph under bf16 autocast, so
+the double backward's convolutions and matrix products run in bf16: about twice as fast on a CPU
+with avx512_bf16 (and on GPU tensor cores), but the product is that of the bf16 network, about 2-3%
+off the float32 one on small-cnn (benchmarks/RESULTS.md). It is meant for
+``lanczos_topk(op, precision="bfloat16")``, which builds the Krylov space with such products and
+settles the eigenpairs with float32 ones (:meth:`HessianOperator.with_autocast`).
+
 The loss is named by a :class:`LossSpec`:
 
 ``clean``        cross-entropy on the clean inputs;
@@ -70,6 +77,14 @@ from ..errors import LandscapeError
 
 LOSSES = ("clean", "adversarial", "recipe")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _autocast_dtype(autocast) -> torch.dtype | None:
+    if autocast is None or autocast == "float32" or autocast == torch.float32:
+        return None
+    if autocast in ("bfloat16", torch.bfloat16):
+        return torch.bfloat16
+    raise LandscapeError(f"`autocast` must be None or bfloat16, not {autocast!r}")
 
 
 # ----------------------------------------------------------------------------------------- batches
@@ -199,6 +214,8 @@ class HessianOperator(LinearOperator):
         cache: keep each batch's gradient graph between products: ``"auto"`` (default; when the
             estimated size is below ``cache_budget`` bytes, default a quarter of the free memory of
             the device), ``True`` or ``False``.
+        autocast: None (default) or ``"bfloat16"``: build the gradient graphs under bf16 autocast
+            (the products' result stays in ``dtype``; see the module's notes).
 
     Attributes ``n_hvp`` (full-sample Hessian-vector products so far), ``hvp_time`` (seconds spent in
     them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``), ``cached`` (whether
@@ -208,9 +225,11 @@ class HessianOperator(LinearOperator):
     def __init__(self, model: nn.Module, loss: LossSpec | str | Callable, batches: Sequence[Batch], *,
                  params: str | Sequence[str] | None = None, mode: str = "eval",
                  dtype: torch.dtype | str = torch.float32, device=None, n_total: int | None = None,
-                 distributed: bool | None = None, cache: bool | str = "auto", cache_budget: int | None = None):
+                 distributed: bool | None = None, cache: bool | str = "auto", cache_budget: int | None = None,
+                 autocast: str | torch.dtype | None = None):
         if cache not in ("auto", True, False):
             raise LandscapeError(f"cache must be 'auto', True or False, not {cache!r}")
+        autocast = _autocast_dtype(autocast)
         if isinstance(dtype, str):
             if dtype not in DTYPES:
                 raise LandscapeError(f"unknown dtype {dtype!r}; use float32 or float64")
@@ -258,6 +277,9 @@ class HessianOperator(LinearOperator):
         self.cache_bytes = 0
         self._graphs: list | None = None    # per batch: the gradient tuple, with its graph retained
         self._signature = None
+        if autocast is not None and dtype != torch.float32:
+            raise LandscapeError("`autocast` bfloat16 needs a float32 operator (`dtype` float32)")
+        self.autocast = autocast
         super().__init__(dtype=np.float64 if dtype == torch.float64 else np.float32,
                          shape=(self.n_params, self.n_params))
 
@@ -338,9 +360,28 @@ class HessianOperator(LinearOperator):
         with self._private_running_stats(keep and self.mode == "train"):
             return self._grads_inner(b, count)
 
+    def _loss(self, b: Batch) -> torch.Tensor:
+        if self.autocast is None:
+            return self.loss(self.model, b)
+        with torch.autocast(self.device.type, dtype=self.autocast):
+            return self.loss(self.model, b).float()
+
+    def with_autocast(self, autocast: str | torch.dtype | None = "bfloat16") -> "HessianOperator":
+        """The same Hessian (model, loss, batches, parameters, mode: shared, not copied) with its
+        graphs built under ``autocast`` (see the class): an operator of its own, with its own
+        graph cache and product counters."""
+        autocast = _autocast_dtype(autocast)
+        if autocast is not None and self.torch_dtype != torch.float32:
+            raise LandscapeError("`autocast` bfloat16 needs a float32 operator (`dtype` float32)")
+        other = copy.copy(self)
+        other.autocast = autocast
+        other._graphs, other._signature, other.cache_bytes = None, None, 0
+        other.reset_counters()
+        return other
+
     def _grads_inner(self, b: Batch, count: list | None):
         if count is None:
-            loss = self.loss(self.model, b)
+            loss = self._loss(b)
             return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
                                        materialize_grads=True)
         seen = set()
@@ -353,7 +394,7 @@ class HessianOperator(LinearOperator):
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = self.loss(self.model, b)
+            loss = self._loss(b)
             g = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
                                     materialize_grads=True)
         # the gradients themselves (held too) and one more product's worth of temporaries
@@ -415,7 +456,7 @@ class HessianOperator(LinearOperator):
                 if cached is not None:
                     g = [x.detach() for x in cached[i]]
                 else:
-                    g = torch.autograd.grad(self.loss(self.model, b), self.params, allow_unused=True,
+                    g = torch.autograd.grad(self._loss(b), self.params, allow_unused=True,
                                             materialize_grads=True)
                 out.add_(torch.cat([x.reshape(-1) for x in g]), alpha=float(b.n))
         if cached is not None:
@@ -427,7 +468,7 @@ class HessianOperator(LinearOperator):
         total = torch.zeros(1, dtype=self.torch_dtype, device=self.device)
         with self._context(), torch.no_grad():
             for b in self.batches:
-                total += self.loss(self.model, b).detach() * b.n
+                total += self._loss(b).detach() * b.n
         return float(self._reduce(total).item())
 
     # ----------------------------------------------------------------------- LinearOperator API
@@ -448,6 +489,7 @@ class HessianOperator(LinearOperator):
         """Plain metadata: loss, mode, dtype, sizes."""
         return {"loss": self.loss.kind, "model_mode": self.mode,
                 "dtype": str(self.torch_dtype).replace("torch.", ""), "n_params": self.n_params,
+                **({"autocast": str(self.autocast).replace("torch.", "")} if self.autocast is not None else {}),
                 "n_examples": self.n_examples, "n_batches_local": len(self.batches),
                 "world_size": self.world if self.distributed else 1, "graph_cache": self.cached,
                 "params": self.names if len(self.names) <= 64 else f"{len(self.names)} tensors"}
