@@ -115,3 +115,12 @@ def echo_table(df, floatfmt: str = "{:.4g}") -> None:
 
 def fail(msg: str):
     raise LandscapeError(msg)
+
+
+def note_no_native_bf16(device) -> None:
+    """One note on stderr where ``--precision bfloat16`` runs on a device without native bf16."""
+    from landscape.device import native_bf16, resolve_device
+    dev = resolve_device(device)
+    if not native_bf16(dev):
+        click.echo(f"landscape: note: {dev.type} here has no native bf16 (avx512_bf16 or AMX on a CPU), so "
+                   "--precision bfloat16 is likely slower than float32", err=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import budget_option, claim_outputs, checkpoint_argument, data_dir_option, device_option, echo_table, seed_option, write_results
+from .common import (budget_option, claim_outputs, checkpoint_argument, data_dir_option, device_option, echo_table,
+                     note_no_native_bf16, seed_option, write_results)
 
 from landscape.attacks.spec import EVALUATION_ATTACKS
 
@@ -82,11 +83,7 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     claim_outputs({"out": json_path})
     plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
     if opts.get("precision") == "bfloat16":
-        from landscape.device import native_bf16, resolve_device
-        dev = resolve_device(opts["device"])
-        if not native_bf16(dev):
-            click.echo(f"landscape: note: {dev.type} here has no native bf16 (avx512_bf16 or AMX on a CPU), so "
-                       "--precision bfloat16 is likely slower than float32", err=True)
+        note_no_native_bf16(opts["device"])
     df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None, **opts)
     meta["plan"] = plan.record()
     adv = meta.pop("adv", None)

@@ -390,17 +390,23 @@ def _hessian_label(st: Setup, meta: dict) -> str:
 
 def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "lanczos", tol: float | None = None,
                      maxiter: int | None = None, trace: bool = False, trace_samples: int = 100,
-                     solver: str = "auto", **operator_options) -> tuple[pd.DataFrame, dict]:
+                     solver: str = "auto", precision: str = "float32",
+                     **operator_options) -> tuple[pd.DataFrame, dict]:
     """Top-``topk`` eigenvalues (with residuals, converged flags and, with ``trace``, the Hutchinson
     trace) of the Hessian of each checkpoint's loss (see :func:`hessian_operator_for` for the options;
     the paper: top-10, training split, the adversarial loss). One row per checkpoint and rank.
-    ``solver`` is Lanczos's (:func:`~landscape.analysis.estimators.lanczos_topk`: auto, full or arpack)."""
-    from .estimators import SOLVERS, hutchinson_trace, lanczos_topk, power_iteration_pyhessian
+    ``solver`` and ``precision`` are Lanczos's (:func:`~landscape.analysis.estimators.lanczos_topk`:
+    auto, full or arpack; float32, or bfloat16 for a Krylov space from bf16 products settled in float32)."""
+    from .estimators import PRECISIONS, SOLVERS, hutchinson_trace, lanczos_topk, power_iteration_pyhessian
     topk = _positive_int(topk, "topk")
     if method not in ("lanczos", "power"):
         raise LandscapeError(f"`method` must be lanczos or power, got {method!r}")
     if solver not in SOLVERS:
         raise LandscapeError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if precision not in PRECISIONS:
+        raise LandscapeError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "float32" and (method != "lanczos" or str(operator_options.get("dtype", "float32")).replace("torch.", "") != "float32"):
+        raise LandscapeError("`precision` bfloat16 needs `method` lanczos and `dtype` float32")
     if trace:
         _positive_int(trace_samples, "trace_samples")
     _validate.solver_options(tol=tol, maxiter=maxiter, trace_samples=trace_samples if trace else None)
@@ -411,7 +417,7 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
     seed = operator_options.get("seed", 0)
     frames, metas, traces = [], [], {}
     _note(f"hessian: {len(checkpoints)} checkpoint(s); top-{topk} eigenvalues by "
-          f"{method + (f' ({solver} solver)' if method == 'lanczos' else '')} (tol "
+          f"{method + (f' ({solver} solver' + (', bf16 products' if precision != 'float32' else '') + ')' if method == 'lanczos' else '')} (tol "
           f"{'default' if tol is None else tol}, maxiter {'default' if maxiter is None else maxiter})"
           + (f" and the trace from {trace_samples} samples" if trace else "")
           + f"; {operator_options.get('loss') or 'default'} loss on {operator_options.get('n_examples', 1000)} "
@@ -421,7 +427,7 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
         if topk >= op.n_params:
             raise LandscapeError(f"`topk` {topk} must be smaller than the number of parameters ({op.n_params})")
         if method == "lanczos":
-            res = lanczos_topk(op, topk, tol=tol, maxiter=maxiter, seed=seed, solver=solver)
+            res = lanczos_topk(op, topk, tol=tol, maxiter=maxiter, seed=seed, solver=solver, precision=precision)
         else:
             res = power_iteration_pyhessian(op, topk, tol=1e-3 if tol is None else tol,
                                             maxiter=100 if maxiter is None else maxiter, seed=seed)

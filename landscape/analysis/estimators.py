@@ -6,7 +6,9 @@ function                          what
 :func:`lanczos_topk`              top-k eigenpairs by Lanczos: without restart, fully
                                   reorthogonalised, where its basis fits in memory (the fewest
                                   products), else implicitly restarted (ARPACK through
-                                  ``scipy.sparse.linalg.eigsh``); the default
+                                  ``scipy.sparse.linalg.eigsh``); the default.
+                                  ``precision="bfloat16"``: the Krylov space from bf16
+                                  products, the pairs from a float32 Rayleigh-Ritz
 :func:`power_iteration_pyhessian` top-k by PyHessian's power iteration with deflation (reference)
 :func:`hutchinson_trace`          :math:`\operatorname{tr} H \approx \frac1s\sum_i z_i^\top H z_i`,
                                   Rademacher :math:`z_i`, with its standard error
