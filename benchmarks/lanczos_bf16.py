@@ -19,6 +19,7 @@ On one checkpoint's clean cross-entropy Hessian (``--n-images`` held-out images,
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from contextlib import contextmanager
@@ -62,13 +63,17 @@ def rayleigh_ritz(Y, HY):
 def main():
     from common import options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=200, batch_size=200, topk=20,
-                marks=("100,110,120,130,140", "Lanczos steps at which to refine"), repeats=7, threads=2)
+                marks=("100,110,120,130,140", "Lanczos steps at which to refine"), repeats=7, threads=2,
+                sections=("products,steps,timed", "which parts to run"),
+                timed_repeats=(0, "end-to-end float32 vs bfloat16 runs (0: none)"),
+                reference_json=("", "a reference saved by lanczos_errors.py --json for this setting"))
+    sections = set(a.sections.split(","))
     if not a.checkpoint:
         raise SystemExit("give --checkpoint")
     torch.set_num_threads(a.threads)
     from landscape.device import tune_cpu_allocator
     tune_cpu_allocator()
-    from landscape.analysis.estimators import _lanczos_steps, _ritz, lanczos_topk
+    from landscape.analysis.estimators import lanczos_topk
     from landscape.analysis.hessian import HessianOperator, make_batches
     from landscape.checkpoint import load_checkpoint
 
@@ -78,13 +83,38 @@ def main():
     batches = make_batches(h.images.float().div(255), h.labels, a.batch_size)
     op = HessianOperator(model, "clean", batches)
     low = op.with_autocast("bfloat16")
-    mixed = op.with_autocast("bfloat16")
     op64 = HessianOperator(model, "clean", batches, dtype="float64")
     k = a.topk
     print(f"# {a.checkpoint}: {op.n_params:,} parameters, {a.n_images} images in batches of {a.batch_size}, "
           f"{torch.get_num_threads()} threads, top {k}")
 
-    # 1. one product
+    # the float64 reference the eigenvalues are judged against
+    setting = {"checkpoint": a.checkpoint, "hessian_images": a.n_images, "hessian_batch": a.batch_size, "topk": k}
+    if a.reference_json:
+        saved = json.load(open(a.reference_json))
+        if saved.get("setting") != setting:
+            raise SystemExit(f"{a.reference_json} holds the reference of {saved.get('setting')}, not {setting}")
+        ref, n_ref = np.asarray(saved["reference"]), saved["reference_hvp"]
+    else:
+        ref = np.sort(lanczos_topk(op64, k, tol=1e-9, progress=False, check=False).eigenvalues)[::-1]
+        n_ref = op64.n_hvp
+    print(f"\nreference (float64 Lanczos, tol 1e-9, {n_ref} products): {np.round(ref, 4).tolist()}")
+
+    def err(vals):
+        return float(np.max(np.abs(np.sort(np.asarray(vals))[::-1][:k] - ref) / np.abs(ref)))
+
+    if "products" in sections:
+        one_product(a, model, op, low, op64)
+    del op64
+    if "steps" in sections:
+        steps(a, op, low, k, err)
+    if "timed" in sections and a.timed_repeats > 0:
+        timed(a, model, batches, k, err)
+
+
+def one_product(a, model, op, low, op64):
+    """Section 1: one product's error and time, float32 against bf16 (and bf16 with dense layers in float32)."""
+    mixed = op.with_autocast("bfloat16")
     v = torch.randn(op.n_params, generator=torch.Generator().manual_seed(0))
     exact = op64.hvp(v.double())
     sides = {"float32": op.hvp, "bf16 autocast": low.hvp}
@@ -108,15 +138,12 @@ def main():
         t = statistics.median(times[name])
         print(f"| {name} | {err:.1e} | {t:.3f} | {t32 / t:.2f}x |", flush=True)
     mixed.clear_cache()
+    low.clear_cache()
 
-    # 2. Lanczos on bf16 products, refined in float32
-    ref = np.sort(lanczos_topk(op64, k, tol=1e-9, progress=False, check=False).eigenvalues)[::-1]
-    print(f"\nreference (float64 Lanczos, tol 1e-9, {op64.n_hvp - 1} products): {np.round(ref, 4).tolist()}")
-    del op64
 
-    def err(vals):
-        return float(np.max(np.abs(np.sort(np.asarray(vals))[::-1][:k] - ref) / np.abs(ref)))
-
+def steps(a, op, low, k, err):
+    """Section 2: Lanczos on bf16 products, refined in float32 at each mark."""
+    from landscape.analysis.estimators import _lanczos_steps, _ritz
     marks = sorted(int(m) for m in a.marks.split(","))
     n = op.n_params
     v0 = np.random.RandomState(0).standard_normal(n)
@@ -147,6 +174,33 @@ def main():
               f"{err(w2[:k].numpy()):.1e} | {float(res2[:k].max()):.1e} |", flush=True)
         if exhausted:
             break
+    low.clear_cache()
+    op.clear_cache()
+
+
+def timed(a, model, batches, k, err):
+    """Section 3: lanczos_topk end to end, float32 against bfloat16 products, interleaved."""
+    from landscape.analysis.estimators import lanczos_topk
+    from landscape.analysis.hessian import HessianOperator
+    runs = {"float32": [], "bfloat16": []}
+    for r in range(a.timed_repeats):
+        for prec in runs:
+            op = HessianOperator(model, "clean", batches)
+            t = time.perf_counter()
+            res = lanczos_topk(op, k, seed=r, check=False, progress=False, precision=prec)
+            sec = time.perf_counter() - t
+            hvp = str(res.n_hvp) if prec == "float32" else \
+                f"{res.meta['n_hvp_bfloat16']} bf16 + {res.meta['n_hvp_float32']} float32"
+            runs[prec].append((sec, hvp, err(res.eigenvalues)))
+            print(f"    repeat {r + 1}/{a.timed_repeats} {prec}: {sec:.1f} s, {hvp} HVPs, "
+                  f"error {runs[prec][-1][2]:.1e}", flush=True)
+            del op
+    med = {p: statistics.median(s for s, _, _ in v) for p, v in runs.items()}
+    print(f"\n| products | median s ({a.timed_repeats} repeats) | HVPs per repeat | largest rel. error per repeat | "
+          "speed vs float32 |\n|---|---|---|---|---|")
+    for p, v in runs.items():
+        print(f"| {p} | {med[p]:.1f} | {', '.join(h for _, h, _ in v)} | {', '.join(f'{e:.1e}' for _, _, e in v)} | "
+              f"{med['float32'] / med[p]:.2f}x |")
 
 
 if __name__ == "__main__":
