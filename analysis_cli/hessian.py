@@ -65,8 +65,8 @@ def _title(what: str, meta: dict, plan) -> str:
                    "vectors in memory), arpack (restarted, ARPACK eigsh), auto (full where its basis fits "
                    "a quarter of the free memory)")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-              help="Lanczos's products: bfloat16 builds the Krylov space with bf16 products (about 2x cheaper "
-                   "on a CPU with avx512_bf16 or a GPU) and settles the top k with k float32 ones: eigenvalues "
+              help="Lanczos's products: bfloat16 builds the Krylov space with bf16 products (about half the cost "
+                   "on a CPU with avx512_bf16) and settles the top k with k float32 ones: eigenvalues "
                    "to about 1e-3, residuals near 2e-2 (--dtype float32 only)")
 @click.option("--tol", default=None, type=float, help="relative tolerance (default 1e-4 float32, 1e-8 float64, "
               "5e-2 with --precision bfloat16; power: 1e-3)")

@@ -416,7 +416,7 @@ def _lanczos_bf16(op, k: int, tol, maxiter, *, ncv, which: str, seed: int, progr
     desc = np.argsort(lam)[::-1]
     lam, vec, res = lam[desc], vec[:, desc], res[desc]
     meta = {**first.meta, "precision": "bfloat16", "n_hvp_bfloat16": first.n_hvp, "n_hvp_float32": _n_hvp(op) - n0,
-            "krylov_tol": min(tol, BF16_KRYLOV_TOL), "krylov_converged": int(np.sum(first.converged))}
+            "krylov_tol": min(tol, BF16_KRYLOV_TOL)}
     return EigenResult(lam, vec, res, res <= tol * np.abs(lam), tol, "lanczos", first.n_hvp + _n_hvp(op) - n0, 0,
                        time.perf_counter() - t0, meta)
 

@@ -22,9 +22,9 @@ in place since they were built (its version counter moved), so a product never u
 ``cache=False`` recomputes every time (least memory); ``cache=True`` always caches.
 
 **bf16 products.** ``autocast="bfloat16"`` builds each batch's gradient graph under bf16 autocast, so
-the double backward's convolutions and matrix products run in bf16: about twice as fast on a CPU
-with avx512_bf16 (and on GPU tensor cores), but the product is that of the bf16 network, about 2-3%
-off the float32 one on small-cnn (benchmarks/RESULTS.md). It is meant for
+the double backward's convolutions and matrix products run in bf16: 1.87x as fast on this project's
+CPU (avx512_bf16) for the full-width small-cnn (a GPU: not measured yet), but the product is that of
+the bf16 network, 2.7% off the float32 one there (benchmarks/RESULTS.md). It is meant for
 ``lanczos_topk(op, precision="bfloat16")``, which builds the Krylov space with such products and
 settles the eigenpairs with float32 ones (:meth:`HessianOperator.with_autocast`).
 
