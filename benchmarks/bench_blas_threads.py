@@ -20,7 +20,7 @@ import torch
 
 
 def main():
-    from common import options
+    from common import hessian_sample, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, topk=20, tol=1e-4,
                 threads=2, repeats=3)
     if not a.checkpoint:
@@ -28,13 +28,10 @@ def main():
     torch.set_num_threads(a.threads)
     from landscape.analysis import estimators
     from landscape.analysis.hessian import HessianOperator, make_batches
-    from landscape.checkpoint import load_checkpoint
     from landscape.device import tune_cpu_allocator
     tune_cpu_allocator()
-    ck = load_checkpoint(a.checkpoint)
-    model = ck.model(device="cpu").eval()
-    h = ck.load_dataset("test").subset(a.n_images, seed=1)
-    batches = make_batches(h.images.float().div(255), h.labels, a.n_images)
+    model, x, y = hessian_sample(a.checkpoint, a.n_images)
+    batches = make_batches(x, y, a.n_images)
     quiet = estimators.quiet_blas
     times = {"one BLAS thread": [], "BLAS as it is": []}
     hvp_s = {k: [] for k in times}

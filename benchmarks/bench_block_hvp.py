@@ -27,7 +27,7 @@ import torch
 
 
 def main():
-    from common import options
+    from common import hessian_sample, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, blocks=("1,4,8,16", "B values"),
                 repeats=3, threads=2, micro_batch=(32, "batch size of the cut-up operator"),
                 allocator=("tuned", "tuned (landscape.device.tune_cpu_allocator, as the CLI) or default"))
@@ -38,13 +38,9 @@ def main():
         from landscape.device import tune_cpu_allocator
         tune_cpu_allocator()
     from landscape.analysis.hessian import HessianOperator, make_batches
-    from landscape.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(a.checkpoint)
-    model = ck.model(device="cpu").eval()
-    h = ck.load_dataset("test").subset(a.n_images, seed=1)
-    x = h.images.float().div(255)
-    op = HessianOperator(model, "clean", make_batches(x, h.labels, a.n_images))
+    model, x, labels = hessian_sample(a.checkpoint, a.n_images)
+    op = HessianOperator(model, "clean", make_batches(x, labels, a.n_images))
     op.hvp(torch.randn(op.n_params))                    # builds and keeps the gradient graph
     grads = op._graphs[0]
 
@@ -71,12 +67,12 @@ def main():
         print(f"| {b} | {min(t1) / b:.3f} | {min(t2) / b:.3f} | {min(t1) / min(t2):.2f}x | {err:.1e} |", flush=True)
 
     m2 = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    op2 = HessianOperator(m2, "clean", make_batches(x.contiguous(memory_format=torch.channels_last), h.labels, a.n_images))
+    op2 = HessianOperator(m2, "clean", make_batches(x.contiguous(memory_format=torch.channels_last), labels, a.n_images))
 
     from torch.func import functional_call, grad, jvp
     params = {n: p.detach() for n, p in zip(op.names, op.params)}
     buffers = dict(model.named_buffers())
-    y = h.labels
+    y = labels
 
     def loss_of(p):
         return torch.nn.functional.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
@@ -85,7 +81,7 @@ def main():
         tangent = dict(zip(op.names, op.to_list(v)))
         return op.to_flat(list(jvp(grad(loss_of), (params,), (tangent,))[1].values()))
 
-    op3 = HessianOperator(model, "clean", make_batches(x, h.labels, a.micro_batch))
+    op3 = HessianOperator(model, "clean", make_batches(x, labels, a.micro_batch))
     rivals = {"channels_last": op2.hvp, "forward-over-reverse (torch.func)": fwd_over_rev,
               f"batches of {a.micro_batch}, graphs kept": op3.hvp}
     v = torch.randn(op.n_params)

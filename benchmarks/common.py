@@ -36,6 +36,16 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: i
     return model.eval()
 
 
+def hessian_sample(checkpoint: str, n_images: int):
+    """``(model, x, y)``: a checkpoint's model (CPU, eval mode) and the ``n_images`` held-out test images
+    (in [0, 1]) and labels that ``bench_reference.py`` computes Hessians on (subset seed 1)."""
+    from landscape.checkpoint import load_checkpoint
+    ck = load_checkpoint(checkpoint)
+    model = ck.model(device="cpu").eval()
+    h = ck.load_dataset("test").subset(n_images, seed=1)
+    return model, h.images.float().div(255), h.labels
+
+
 def options(**defaults):
     """Parse the script's options: one ``--name`` per keyword, typed by its default (int, float,
     else text); a ``(default, help)`` pair adds a help line."""

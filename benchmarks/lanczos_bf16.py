@@ -61,7 +61,7 @@ def rayleigh_ritz(Y, HY):
 
 
 def main():
-    from common import options
+    from common import hessian_sample, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=200, batch_size=200, topk=20,
                 marks=("100,110,120,130,140", "Lanczos steps at which to refine"), repeats=7, threads=2,
                 sections=("products,steps,timed", "which parts to run"),
@@ -75,12 +75,9 @@ def main():
     tune_cpu_allocator()
     from landscape.analysis.estimators import lanczos_topk
     from landscape.analysis.hessian import HessianOperator, make_batches
-    from landscape.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(a.checkpoint)
-    model = ck.model(device="cpu").eval()
-    h = ck.load_dataset("test").subset(a.n_images, seed=1)
-    batches = make_batches(h.images.float().div(255), h.labels, a.batch_size)
+    model, x, y = hessian_sample(a.checkpoint, a.n_images)
+    batches = make_batches(x, y, a.batch_size)
     op = HessianOperator(model, "clean", batches)
     low = op.with_autocast("bfloat16")
     op64 = HessianOperator(model, "clean", batches, dtype="float64")

@@ -58,7 +58,7 @@ def plain_lanczos(op, k: int, steps: int, seed: int = 0):
 
 
 def main():
-    from common import options
+    from common import hessian_sample, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, steps=200, topk=20,
                 tols=("1e-2,1e-3,1e-4", "ARPACK tolerances to count"), threads=2, every=5,
                 out=("", "write the numbers as JSON here"))
@@ -67,12 +67,9 @@ def main():
     torch.set_num_threads(a.threads)
     from landscape.analysis.estimators import lanczos_topk
     from landscape.analysis.hessian import HessianOperator, make_batches
-    from landscape.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(a.checkpoint)
-    model = ck.model(device="cpu").eval()
-    h = ck.load_dataset("test").subset(a.n_images, seed=1)      # the images bench_reference.py uses
-    batches = make_batches(h.images.float().div(255), h.labels, a.n_images)
+    model, x, y = hessian_sample(a.checkpoint, a.n_images)      # the images bench_reference.py uses
+    batches = make_batches(x, y, a.n_images)
     k = a.topk
     exact = np.sort(lanczos_topk(HessianOperator(model, "clean", batches, dtype="float64"), k, tol=1e-9,
                                  check=False, progress=False).eigenvalues)[::-1]
