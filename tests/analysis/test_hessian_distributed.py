@@ -38,8 +38,11 @@ def _worker(rank, world, port, out_dir):
         g = op.gradient().numpy()
         res = lanczos_topk(op, 3, progress=False)
         tr = hutchinson_trace(op, 3, seed=0, progress=False)
+        op32 = HessianOperator(model, "clean", shard(make_batches(x, y, BS), rank, world))
+        bf16 = lanczos_topk(op32, 3, precision="bfloat16", progress=False)
         np.savez(os.path.join(out_dir, f"rank{rank}.npz"), hv=hv, g=g, lam=res.eigenvalues, trace=tr.trace,
-                 n=op.n_examples, local=sum(b.n for b in op.batches))
+                 n=op.n_examples, local=sum(b.n for b in op.batches), lam16=bf16.eigenvalues,
+                 n16=bf16.meta["n_hvp_bfloat16"])
     finally:
         dist.destroy_process_group()
 
@@ -64,3 +67,6 @@ def test_two_gloo_processes_equal_one(tmp_path):
         assert np.allclose(ri["lam"], lam, rtol=1e-8)
         assert abs(float(ri["trace"]) - tr) < 1e-8 * abs(tr) + 1e-12
     assert np.array_equal(r[0]["hv"], r[1]["hv"])  # all ranks see the same all-reduced product
+    # bf16 products, settled in float32: the ranks stay in lock-step and agree with the float64 values
+    assert np.array_equal(r[0]["lam16"], r[1]["lam16"]) and int(r[0]["n16"]) == int(r[1]["n16"])
+    assert np.allclose(r[0]["lam16"], lam, rtol=1e-3)
