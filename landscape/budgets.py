@@ -210,7 +210,7 @@ class Plan:
     overrides: list = field(default_factory=list)
     passes: float = 0.0                            # forward+backward passes per example (upper bound)
     seconds: float | None = None
-    precision: str = "float32"                     # sPGD's search precision (eval); the estimate prices float32
+    precision: str = "float32"                     # sPGD's search (eval) or Lanczos's products (hessian); the estimate prices float32
 
     def estimate(self, model, x, batch_size: int = 256) -> float:
         """Estimate the time (seconds) from one timed batch and :attr:`passes`."""
@@ -242,7 +242,8 @@ class Plan:
             thr = f" on {CHOSEN['threads']} thread(s)" if CHOSEN else ""
             text += f"; estimated {format_seconds(self.seconds)}{thr}"
             if self.precision != "float32":
-                text += f" at float32 speed (the {self.precision} search runs faster)"
+                what = "products run" if self.command == "hessian" else "search runs"
+                text += f" at float32 speed (the {self.precision} {what} faster)"
         return text
 
     def announce(self, stream=None) -> None:
@@ -432,6 +433,9 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     if opts.get("precision") not in (None, "float32"):
         from .attacks.base import search_precision
         p.precision = search_precision(opts["precision"])
+        if command == "hessian" and (opts.get("method", "lanczos") != "lanczos"
+                                     or str(opts.get("dtype", "float32")).replace("torch.", "") != "float32"):
+            raise LandscapeError("`precision` bfloat16 needs `method` lanczos and `dtype` float32")
         p.overrides.append(f"--precision {p.precision}")
     split = opts.get("split", "test")
     model = ck.model(device=dev)

@@ -97,7 +97,7 @@ def test_bf16_lanczos_bad_input(problem):
         op.with_autocast("float16")
 
 
-def test_hessian_cli_bf16_precision(tmp_path, cli_run):
+def test_hessian_cli_bf16_precision(tmp_path, cli_run, monkeypatch):
     from tests.analysis.test_hessian_cli import COMMON, make_ckpt
     ck = make_ckpt(tmp_path / "c.pt")
     out = tmp_path / "spec"
@@ -106,10 +106,12 @@ def test_hessian_cli_bf16_precision(tmp_path, cli_run):
     m = json.loads(out.with_suffix(".json").read_text())["meta"]["checkpoints"][0]
     assert m["precision"] == "bfloat16" and m["n_hvp_float32"] == 3 and m["n_hvp"] == m["n_hvp_bfloat16"] + 3
     assert f"{m['n_hvp_bfloat16']} bf16 + 3 float32 HVPs" in r.stderr
-    r = cli_run(["hessian", ck, "--topk", 3, "--loss", "clean", "--precision", "bfloat16", "--dtype", "float64",
-                 "--out", tmp_path / "x", *COMMON])
-    assert r.exit_code == 2
-    # (a CPU without native bf16 also gets a note that bf16 will be slow)
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and not ln.startswith("landscape: note:")]
-    assert len(lines) == 1 and lines[0].startswith("landscape: error:") and "precision" in lines[0] and "float32" in lines[0], r.stderr
-    assert not (tmp_path / "x.csv").exists()
+    monkeypatch.setenv("LANDSCAPE_NO_PROGRESS", "0")     # the plan line on: the error must come before it
+    for bad in (["--dtype", "float64"], ["--method", "power"]):
+        r = cli_run(["hessian", ck, "--topk", 3, "--loss", "clean", "--precision", "bfloat16", *bad,
+                     "--out", tmp_path / "x", *COMMON])
+        assert r.exit_code == 2
+        # one line, before the plan line and any work
+        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("landscape: error:") and "--precision" in lines[0], r.stderr
+        assert not (tmp_path / "x.csv").exists()
