@@ -12,8 +12,8 @@ Hessian, loss and attack success for a training step):
              (``autoattack/spgd.py``; each side seeded with the repeat number).
 ``saa``      the sparse-AutoAttack cascade vs the authors' (``autoattack/saa.py``: projected stage,
              unprojected stage, Sparse-RS with cross-entropy; the same budgets).
-``lanczos``  ``lanczos_topk(op, 20)`` vs PyHessian ``hessian(model, CE, dataloader).eigenvalues(top_n=20)``
-             on the same batches (``hessian(model, CE, data=(x, y))``, its single-batch mode that
+``lanczos``  ``lanczos_topk(op, 20)``, and with ``precision="bfloat16"`` (a row of its own), vs PyHessian
+             ``hessian(model, CE, dataloader).eigenvalues(top_n=20)`` on the same batches (``hessian(model, CE, data=(x, y))``, its single-batch mode that
              keeps the gradient graph, when the sample is one batch); error = largest relative error
              of the top-20 against a tight float64 Lanczos run (untimed, ``--reference-dtype/-tol``).
 ``hvp``      one product of ``HessianOperator`` (graphs cached after the first product, the default;
@@ -435,9 +435,10 @@ def main(argv=None):
     ap.add_argument("--lanczos-solver", default="auto",
                     help="our Lanczos's solver: auto (the default), full or arpack; several, comma-separated, "
                          "are interleaved, a row each")
-    ap.add_argument("--lanczos-precision", default="float32",
-                    help="our Lanczos's products: float32 (the default) or bfloat16 (bf16 Krylov space, float32 "
-                         "Rayleigh-Ritz); both, comma-separated, are interleaved, a row each (per solver)")
+    ap.add_argument("--lanczos-precision", default="float32,bfloat16",
+                    help="our Lanczos's products: float32 (lanczos_topk's default), bfloat16 (bf16 Krylov space, "
+                         "float32 Rayleigh-Ritz), or both, comma-separated (the default): interleaved, a row each "
+                         "(per solver)")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
     ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "both"],

@@ -91,7 +91,7 @@ lanczos)
     for ck in $(checkpoints); do
         name=$(basename "$(dirname "$ck")")
         python3 benchmarks/bench_reference.py --device "$DEVICE" --checkpoint "$ck" --sections lanczos \
-            --lanczos-solver auto,arpack --lanczos-precision float32,bfloat16 "${sizes[@]}" --json "$OUT/lanczos_$name.json" 2>&1 | tee "$OUT/lanczos_$name.log"
+            --lanczos-solver auto,arpack "${sizes[@]}" --json "$OUT/lanczos_$name.json" 2>&1 | tee "$OUT/lanczos_$name.log"
     done
     ;;
 *)
