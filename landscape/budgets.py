@@ -433,9 +433,8 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     if opts.get("precision") not in (None, "float32"):
         from .attacks.base import search_precision
         p.precision = search_precision(opts["precision"])
-        if command == "hessian" and (opts.get("method", "lanczos") != "lanczos"
-                                     or str(opts.get("dtype", "float32")).replace("torch.", "") != "float32"):
-            raise LandscapeError("`precision` bfloat16 needs `method` lanczos and `dtype` float32")
+        if command == "hessian":
+            _validate.hessian_precision(p.precision, opts.get("method", "lanczos"), opts.get("dtype", "float32"))
         p.overrides.append(f"--precision {p.precision}")
     split = opts.get("split", "test")
     model = ck.model(device=dev)

@@ -99,4 +99,11 @@ def solver_options(*, topk=None, tol=None, maxiter=None, trace_samples=None) -> 
         count("trace_samples", trace_samples, lo=2)
 
 
-__all__ = ["MAX_POINTS", "count", "number", "parse_range", "solver_options", "values"]
+def hessian_precision(precision, method="lanczos", dtype="float32") -> None:
+    """``precision`` bfloat16 (bf16 products, settled in float32) needs Lanczos and a float32 operator;
+    checked by the API and, before the plan line, by the CLI's budget step."""
+    if str(precision) != "float32" and (method != "lanczos" or str(dtype).replace("torch.", "") != "float32"):
+        raise LandscapeError("`precision` bfloat16 needs `method` lanczos and `dtype` float32")
+
+
+__all__ = ["MAX_POINTS", "count", "hessian_precision", "number", "parse_range", "solver_options", "values"]

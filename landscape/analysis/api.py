@@ -405,8 +405,7 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
         raise LandscapeError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if precision not in PRECISIONS:
         raise LandscapeError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "float32" and (method != "lanczos" or str(operator_options.get("dtype", "float32")).replace("torch.", "") != "float32"):
-        raise LandscapeError("`precision` bfloat16 needs `method` lanczos and `dtype` float32")
+    _validate.hessian_precision(precision, method, operator_options.get("dtype", "float32"))
     if trace:
         _positive_int(trace_samples, "trace_samples")
     _validate.solver_options(tol=tol, maxiter=maxiter, trace_samples=trace_samples if trace else None)
