@@ -406,10 +406,7 @@ def _lanczos_bf16(op, k: int, tol, maxiter, *, ncv, which: str, seed: int, progr
     finally:
         pbar.close()
     A = Y @ HY.T
-    theta, S = torch.linalg.eigh((A + A.T) / 2)
-    key = theta if which == "LA" else theta.abs()
-    order = torch.argsort(key, descending=True)
-    theta, S = theta[order], S[:, order]
+    theta, S = torch.linalg.eigh((A + A.T) / 2)     # all k pairs are kept (`which` chose the space)
     V, HV = S.T @ Y, S.T @ HY
     res = torch.linalg.vector_norm(HV - theta[:, None] * V, dim=1)
     lam, vec, res = theta.cpu().numpy(), V.T.cpu().numpy(), res.cpu().numpy()
