@@ -1,0 +1,109 @@
+"""A faster input gradient for convolutions with few input channels, for attacks on the CPU.
+
+An attack differentiates the loss with respect to the image, so every step pays the input gradient
+of the model's first convolution (1 input channel for Fashion-MNIST, 3 for CIFAR). oneDNN computes
+it slowly on the CPU when the input has few channels: for small-cnn's first layer (1 -> 16
+channels, 28x28) it costs as much as the 16 -> 16 layer behind it, though it does a sixteenth of
+the work. The same gradient is one matrix product and ``kh * kw`` shifted additions:
+
+    h[c, i, j, n, y, x] = sum_o  w[o, c, i, j] * g[n, o, y, x]          (one GEMM)
+    dx[n, c, y + i - ph, x + j - pw] += h[c, i, j, n, y, x]             (kh * kw slice additions)
+
+which is 5-7x faster on this project's CPU for one input channel and about 2x for three, and
+equal to the native gradient to float rounding (benchmarks/RESULTS.md, "First-layer input gradient").
+
+:func:`use_fast_input_grad` switches, in place, every plain ``nn.Conv2d`` of a model that it
+applies to (stride 1, dilation 1, one group, zero padding given as numbers, at most
+:data:`MAX_IN_CHANNELS` input channels) to :class:`FastInputGradConv2d`, which computes the same
+forward and returns this gradient. It is meant for a model the caller owns: the attacks apply it to
+their channels_last copy (:func:`landscape.attacks.base.attack_model`), never to the caller's model.
+Weight and bias gradients, when asked for, are the native ones; the gradient is differentiable
+(``create_graph=True`` works), and under autocast it is computed in the dtype of the incoming
+gradient, as the native one is.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: convolutions with at most this many input channels get the GEMM-and-shift input gradient
+MAX_IN_CHANNELS = 4
+
+
+def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
+                      input_hw: tuple[int, int]) -> torch.Tensor:
+    """Gradient of a stride-1, dilation-1, ungrouped ``conv2d(x, weight, padding=padding)`` with
+    respect to ``x`` of spatial size ``input_hw``, given the output gradient ``grad_out`` (N,O,Ho,Wo).
+    Returns (N,C,H,W) (a permuted view of a (C,N,H,W) tensor)."""
+    n, cout, ho, wo = grad_out.shape
+    cin, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
+    ph, pw = padding
+    hh, ww = input_hw
+    w = weight.to(grad_out.dtype).reshape(cout, cin * kh * kw)
+    # (C*kh*kw, O) @ (O, N*Ho*Wo): for a channels_last grad_out the right factor is a view
+    taps = (w.t() @ grad_out.transpose(0, 1).reshape(cout, -1)).view(cin, kh, kw, n, ho, wo)
+    out = grad_out.new_zeros(cin, n, hh, ww)
+    for i in range(kh):
+        si = i - ph                      # output row y feeds input row y + si
+        a0, a1 = max(0, si), min(hh, ho + si)
+        if a1 <= a0:
+            continue
+        for j in range(kw):
+            sj = j - pw
+            b0, b1 = max(0, sj), min(ww, wo + sj)
+            if b1 <= b0:
+                continue
+            out[:, :, a0:a1, b0:b1] += taps[:, i, j, :, a0 - si:a1 - si, b0 - sj:b1 - sj]
+    return out.permute(1, 0, 2, 3)
+
+
+class _ConvFastInputGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.padding = padding
+        ctx.input_hw = tuple(x.shape[-2:])
+        wants_params = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        ctx.save_for_backward(x if wants_params else None, weight)
+        return F.conv2d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = conv2d_input_grad(g, weight, ctx.padding, ctx.input_hw)
+        if ctx.needs_input_grad[1]:
+            gw = torch.nn.grad.conv2d_weight(x.to(g.dtype), weight.shape, g, padding=ctx.padding)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(dim=(0, 2, 3))
+        return gx, gw, gb, None
+
+
+class FastInputGradConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (stride 1, dilation 1, one group, zero padding) whose input gradient is
+    :func:`conv2d_input_grad`. Without a gradient to compute, its forward is the plain one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _ConvFastInputGrad.apply(x, self.weight, self.bias, tuple(self.padding))
+        return super().forward(x)
+
+
+def applies(conv: nn.Module) -> bool:
+    """Whether :func:`use_fast_input_grad` switches ``conv``."""
+    return (type(conv) is nn.Conv2d and conv.in_channels <= MAX_IN_CHANNELS and conv.groups == 1
+            and tuple(conv.stride) == (1, 1) and tuple(conv.dilation) == (1, 1)
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
+
+
+def use_fast_input_grad(model: nn.Module) -> int:
+    """Switch, in place, every convolution of ``model`` that :func:`applies` to
+    :class:`FastInputGradConv2d` (same parameters, same forward); returns how many were switched."""
+    n = 0
+    for m in model.modules():
+        if applies(m):
+            m.__class__ = FastInputGradConv2d
+            n += 1
+    return n
