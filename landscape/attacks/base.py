@@ -89,9 +89,10 @@ def settle_verdicts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: 
 
 #: whether eval-mode attacks on the CPU run on a channels_last copy of the model (:func:`attack_model`)
 CHANNELS_LAST_COPY = True
-#: whether that copy's few-input-channel convolutions compute their input gradient by one GEMM and
-#: shifted additions (:mod:`landscape.attacks.inputgrad`)
-FAST_INPUT_GRAD = True
+#: how that copy is rewritten for speed, computing the same function (names of
+#: :data:`landscape.attacks.cpu_copy.REWRITES`: the first layer's input gradient by a GEMM,
+#: max-pooling before the ReLU; ``()`` for none)
+REWRITE_COPY = ("input_grad", "pool_before_relu")
 
 
 def attack_model(model: nn.Module, x: torch.Tensor, mode: str = "eval") -> nn.Module:
@@ -101,10 +102,11 @@ def attack_model(model: nn.Module, x: torch.Tensor, mode: str = "eval") -> nn.Mo
     project's CPU, benchmarks/RESULTS.md), else ``model`` itself. The caller's model is never
     changed: its layout, its weights and its buffers stay as they were. A model that is already
     channels_last, cannot be copied, or holds no ``Conv2d`` is used as it is; so is every model under
-    ``LANDSCAPE_CHANNELS_LAST=0`` (:func:`landscape.device.channels_last_default`). In the copy, a
-    convolution with at most 4 input channels (the first layer) computes its input gradient by one
-    GEMM and shifted additions, 2-7x faster than oneDNN's there (:mod:`landscape.attacks.inputgrad`;
-    ``FAST_INPUT_GRAD = False`` turns it off)."""
+    ``LANDSCAPE_CHANNELS_LAST=0`` (:func:`landscape.device.channels_last_default`). The copy is then
+    rewritten for speed (:func:`landscape.attacks.cpu_copy.prepare`; ``REWRITE_COPY = ()`` turns it
+    off): a convolution with at most 4 input channels (the first layer) computes its input gradient
+    by one GEMM and shifted additions, 2-7x faster than oneDNN's there, and a ReLU followed by a
+    max-pool runs after it instead, on a quarter of the values (the same function)."""
     from ..device import channels_last_default
     if not CHANNELS_LAST_COPY or mode != "eval" or x.dim() != 4 or x.device.type != "cpu" \
             or not channels_last_default(x.device):
@@ -118,9 +120,9 @@ def attack_model(model: nn.Module, x: torch.Tensor, mode: str = "eval") -> nn.Mo
     except Exception:  # a module that cannot be copied (open handles, a wrapper): attack it as it is
         return model
     twin = twin.to(memory_format=torch.channels_last)
-    if FAST_INPUT_GRAD:
-        from .inputgrad import use_fast_input_grad
-        use_fast_input_grad(twin)
+    if REWRITE_COPY:
+        from .cpu_copy import prepare
+        prepare(twin, REWRITE_COPY)
     return twin
 
 

@@ -1,25 +1,33 @@
-"""A faster input gradient for convolutions with few input channels, for attacks on the CPU.
+"""What the attacks' CPU copy of a model changes, and why: two rewrites that compute the same
+function, each faster on the CPU (:func:`prepare`, called by :func:`landscape.attacks.base.attack_model`
+on the channels_last copy it makes; never on the caller's model).
 
-An attack differentiates the loss with respect to the image, so every step pays the input gradient
-of the model's first convolution (1 input channel for Fashion-MNIST, 3 for CIFAR). oneDNN computes
-it slowly on the CPU when the input has few channels: for small-cnn's first layer (1 -> 16
-channels, 28x28) it costs as much as the 16 -> 16 layer behind it, though it does a sixteenth of
-the work. The same gradient is one matrix product and ``kh * kw`` shifted additions:
+**The first layer's input gradient.** An attack differentiates the loss with respect to the image, so
+every step pays the input gradient of the model's first convolution (1 input channel for
+Fashion-MNIST, 3 for CIFAR). oneDNN computes it slowly on the CPU when the input has few channels:
+for small-cnn's first layer (1 -> 16 channels, 28x28) it costs as much as the 16 -> 16 layer behind
+it, though it does a sixteenth of the work. The same gradient is one matrix product and
+``kh * kw`` shifted additions:
 
     h[c, i, j, n, y, x] = sum_o  w[o, c, i, j] * g[n, o, y, x]          (one GEMM)
     dx[n, c, y + i - ph, x + j - pw] += h[c, i, j, n, y, x]             (kh * kw slice additions)
 
 which is 5-7x faster on this project's CPU for one input channel and about 2x for three, and
 equal to the native gradient to float rounding (benchmarks/RESULTS.md, "First-layer input gradient").
+:func:`use_fast_input_grad` switches, in place, every plain ``nn.Conv2d`` that it applies to
+(stride 1, dilation 1, one group, zero padding given as numbers, at most :data:`MAX_IN_CHANNELS`
+input channels) to :class:`FastInputGradConv2d`, which computes the same forward and returns this
+gradient. Weight and bias gradients, when asked for, are the native ones; the gradient is
+differentiable (``create_graph=True`` works), and under autocast it is computed in the dtype of the
+incoming gradient, as the native one is.
 
-:func:`use_fast_input_grad` switches, in place, every plain ``nn.Conv2d`` of a model that it
-applies to (stride 1, dilation 1, one group, zero padding given as numbers, at most
-:data:`MAX_IN_CHANNELS` input channels) to :class:`FastInputGradConv2d`, which computes the same
-forward and returns this gradient. It is meant for a model the caller owns: the attacks apply it to
-their channels_last copy (:func:`landscape.attacks.base.attack_model`), never to the caller's model.
-Weight and bias gradients, when asked for, are the native ones; the gradient is differentiable
-(``create_graph=True`` works), and under autocast it is computed in the dtype of the incoming
-gradient, as the native one is.
+**Max-pooling before the ReLU.** ``maxpool(relu(z)) == relu(maxpool(z))`` exactly, because ReLU is
+non-decreasing, and the input gradients agree too: the pool routes the gradient to the same element
+either way (the first maximum of each window, which ties keep), and the ReLU passes it or not by the
+sign of that same value. :func:`pool_before_relu` swaps every ``nn.ReLU`` directly followed by an
+``nn.MaxPool2d`` inside an ``nn.Sequential``, so the ReLU and its backward run on a quarter of the
+values (small-cnn: a 1.09x faster forward and input-gradient backward on 256 images; outputs and
+gradients bit for bit equal, tested).
 """
 
 from __future__ import annotations
@@ -107,3 +115,32 @@ def use_fast_input_grad(model: nn.Module) -> int:
             m.__class__ = FastInputGradConv2d
             n += 1
     return n
+
+
+def pool_before_relu(model: nn.Module) -> int:
+    """Swap, in place, every ``nn.ReLU`` that an ``nn.MaxPool2d`` directly follows inside an
+    ``nn.Sequential`` of ``model`` (the same function and input gradient, bit for bit; see the module
+    docstring); returns how many pairs were swapped."""
+    n = 0
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        keys = list(seq._modules)
+        for a, b in zip(keys, keys[1:]):
+            first, second = seq._modules[a], seq._modules[b]
+            if type(first) is nn.ReLU and type(second) is nn.MaxPool2d and not second.return_indices:
+                seq._modules[a], seq._modules[b] = second, first
+                n += 1
+    return n
+
+
+#: the rewrites :func:`prepare` knows, by name
+REWRITES = {"input_grad": use_fast_input_grad, "pool_before_relu": pool_before_relu}
+
+
+def prepare(model: nn.Module, rewrites=tuple(REWRITES)) -> nn.Module:
+    """The named ``rewrites`` (default: all of :data:`REWRITES`), in place, on a model the caller owns
+    (the attacks' copy); returns it."""
+    for name in rewrites:
+        REWRITES[name](model)
+    return model

@@ -1,5 +1,7 @@
-"""The first layer's input gradient by one GEMM and shifted additions
-(`attacks.inputgrad`): equal to the native convolution's gradient, and used by the attacks' copy."""
+"""The rewrites of the attacks' CPU copy (`attacks.cpu_copy`): the first layer's input gradient by one
+GEMM and shifted additions, equal to the native convolution's gradient; max-pooling before the ReLU,
+bit for bit the same function and input gradient; both used by the attacks' copy, never on the
+caller's model."""
 
 import copy
 
@@ -9,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.attacks import SparsePGD, base
-from landscape.attacks.inputgrad import (FastInputGradConv2d, applies, conv2d_input_grad,
-                                         use_fast_input_grad)
+from landscape.attacks.cpu_copy import (FastInputGradConv2d, applies, conv2d_input_grad, pool_before_relu,
+                                        use_fast_input_grad)
+from landscape.models import build_model
 
 
 @pytest.mark.parametrize("cin,cout,k,pad,hw", [
@@ -77,21 +80,53 @@ def test_only_the_convolutions_it_is_made_for_are_switched():
     assert not applies(nn.Conv1d(3, 8, 3))
 
 
-def test_the_attacks_copy_uses_it_and_finds_the_same_examples(tiny_cnn):
+def test_max_pooling_before_the_relu_is_the_same_function_and_gradient_bit_for_bit():
+    torch.manual_seed(4)
+    model = build_model("small-cnn", in_channels=1, num_classes=10, image_size=12, width=4, hidden=8).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    swapped = copy.deepcopy(model)
+    assert pool_before_relu(swapped) == 2                              # both pooling blocks of small-cnn
+    kinds = [type(m) for m in swapped.features]
+    assert kinds.index(nn.MaxPool2d) + 1 == kinds.index(nn.ReLU, kinds.index(nn.MaxPool2d))
+    x = torch.rand(6, 1, 12, 12)
+    x[0, :, :6] = 0.5                                                  # flat regions: ties inside pool windows
+    outs = []
+    for m in (model, swapped):
+        xi = x.clone().requires_grad_()
+        out = m(xi)
+        (g,) = torch.autograd.grad(out.logsumexp(1).sum(), xi)
+        outs.append((out, g))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    keep = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))  # a pool that returns indices: left alone
+    assert pool_before_relu(keep) == 0 and type(keep[0]) is nn.ReLU
+
+
+def test_the_attacks_copy_is_rewritten_and_finds_the_same_examples(tiny_cnn):
     torch.manual_seed(3)
     x, y = torch.rand(12, 1, 12, 12), torch.randint(0, 3, (12,))
     net = base.attack_model(tiny_cnn, x, "eval")
     assert any(type(m) is FastInputGradConv2d for m in net.modules())
     assert not any(type(m) is FastInputGradConv2d for m in tiny_cnn.modules())   # the caller's is untouched
-    saved = base.FAST_INPUT_GRAD
+    saved = base.REWRITE_COPY
     try:
         runs = []
-        for flag in (True, False):
-            base.FAST_INPUT_GRAD = flag
+        for rewrites in (saved, ()):
+            base.REWRITE_COPY = rewrites
             runs.append([SparsePGD(5, 20, projected=p, seed=0)(tiny_cnn, x, y) for p in (False, True)])
     finally:
-        base.FAST_INPUT_GRAD = saved
+        base.REWRITE_COPY = saved
     for a, b in zip(*runs):
         with torch.no_grad():
             assert torch.equal(tiny_cnn(a).argmax(1), tiny_cnn(b).argmax(1))
         assert (a - b).abs().max() < 1e-4
+
+
+def test_the_callers_small_cnn_keeps_its_layers_in_order():
+    model = build_model("small-cnn", in_channels=1, num_classes=10, image_size=12, width=4, hidden=8).eval()
+    before = [type(m) for m in model.features]
+    x, y = torch.rand(4, 1, 12, 12), torch.randint(0, 10, (4,))
+    SparsePGD(3, 2, seed=0)(model, x, y)
+    net = base.attack_model(model, x, "eval")
+    assert [type(m) for m in model.features] == before
+    assert [type(m) for m in net.features] != before                    # the copy is rewritten
