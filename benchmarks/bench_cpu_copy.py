@@ -5,14 +5,15 @@
 ``layers``: the input gradient of one convolution with few input channels (small-cnn's first layer
 at widths 16 and 32 on 28x28 images, a 3-channel 16- and 64-filter layer on 32x32 images, 50 images),
 as the attacks' channels_last copy computes it: ``torch.ops.aten.convolution_backward`` against
-:func:`~landscape.attacks.inputgrad.conv2d_input_grad`, medians of interleaved repeats, the largest
+:func:`~landscape.attacks.cpu_copy.conv2d_input_grad`, medians of interleaved repeats, the largest
 relative difference beside them.
 
-``passes`` and ``spgd`` (with ``--checkpoint``): the model's forward and input-gradient backward on
-``--batch`` test images, then sparse-PGD (unprojected and projected, k=20, ``--steps`` on
+``passes``, ``surface`` and ``spgd`` (with ``--checkpoint``): the model's forward and input-gradient
+backward on ``--batch`` test images, one grid point's attack of ``landscape surface --loss recomputed``
+(``--surface-steps``) on them, then sparse-PGD (unprojected and projected, k=20, ``--steps`` on
 ``--n-images`` test images), each with the copy rewritten three ways (``attacks.base.REWRITE_COPY``:
-none, then the rewrites of ``attacks.cpu_copy.REWRITES`` added one by one), interleaved, seeded alike; the largest difference
-of the logits and input gradients, or the robust accuracy, beside the times.
+none, then the rewrites of ``attacks.cpu_copy.REWRITES`` added one by one), interleaved, seeded
+alike; the largest difference of the results, or the robust accuracy, beside the times.
 """
 
 from __future__ import annotations
@@ -118,6 +119,18 @@ def model_sections(a):
     diff = max(float((res[nm][0][i] - ref[i]).abs().max() / ref[i].abs().max()) for nm in SIDES for i in (0, 1))
     print(_row(f"5 forwards + input-gradient backwards, {a.batch} images", t, f"max rel. difference {diff:.1e}"))
 
+    from landscape.analysis.api import surface_attack
+    yb = test.subset(a.batch, seed=0).labels
+    surf = surface_attack(ck.threat, steps=a.surface_steps, seed=0)
+
+    def point(r):
+        return surf(model, xb, yb)
+    t, res = _sides(a, base, point)
+    ref = res["none"][0]
+    diff = max(float((res[nm][0] - ref).abs().max()) for nm in SIDES)
+    print(_row(f"surface point: the surface attack (sPGD, {a.surface_steps} steps, loss-keeping), {a.batch} images",
+               t, f"max abs. difference of the examples {diff:.1e}"))
+
     sub = test.subset(a.n_images, seed=0)
     x, y = sub.images.float().div(255), sub.labels
     for projected in (False, True):
@@ -133,7 +146,7 @@ def model_sections(a):
 
 def main():
     a = options(checkpoint=("", "a landscape checkpoint for the model sections (none: layers only)"),
-                threads=1, repeats=7, n_images=100, steps=50, batch=256, allocator=("tuned", "tuned or default"))
+                threads=1, repeats=7, n_images=100, steps=50, batch=256, surface_steps=20, allocator=("tuned", "tuned or default"))
     torch.set_num_threads(a.threads)
     if a.allocator == "tuned":
         from landscape.device import tune_cpu_allocator
