@@ -141,6 +141,11 @@ REWRITES = {"input_grad": use_fast_input_grad, "pool_before_relu": pool_before_r
 def prepare(model: nn.Module, rewrites=tuple(REWRITES)) -> nn.Module:
     """The named ``rewrites`` (default: all of :data:`REWRITES`), in place, on a model the caller owns
     (the attacks' copy); returns it."""
+    unknown = [r for r in rewrites if r not in REWRITES]
+    if unknown:
+        from ..errors import LandscapeError
+        raise LandscapeError(f"`rewrites` names unknown rewrites {', '.join(map(repr, unknown))}; "
+                             f"choose from {', '.join(REWRITES)}")
     for name in rewrites:
         REWRITES[name](model)
     return model

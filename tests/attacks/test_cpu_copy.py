@@ -12,7 +12,8 @@ from torch import nn
 
 from landscape.attacks import SparsePGD, base
 from landscape.attacks.cpu_copy import (FastInputGradConv2d, applies, conv2d_input_grad, pool_before_relu,
-                                        use_fast_input_grad)
+                                        prepare, use_fast_input_grad)
+from landscape.errors import LandscapeError
 from landscape.models import build_model
 
 
@@ -130,3 +131,13 @@ def test_the_callers_small_cnn_keeps_its_layers_in_order():
     net = base.attack_model(model, x, "eval")
     assert [type(m) for m in model.features] == before
     assert [type(m) for m in net.features] != before                    # the copy is rewritten
+
+
+def test_prepare_applies_the_named_rewrites_and_refuses_an_unknown_one():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    prepare(model, ("pool_before_relu",))
+    assert [type(m) for m in model] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    prepare(model)
+    assert type(model[0]) is FastInputGradConv2d
+    with pytest.raises(LandscapeError, match="unknown rewrites 'no-such'"):
+        prepare(model, ("input_grad", "no-such"))
