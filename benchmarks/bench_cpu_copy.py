@@ -29,14 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import options  # noqa: E402
 
 
-def median_ms(fn, reps: int, inner: int = 20) -> float:
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        out.append((time.perf_counter() - t) / inner * 1e3)
-    return statistics.median(out)
+def mean_ms(fn, inner: int = 20) -> float:
+    """Milliseconds per call of ``fn``, over ``inner`` calls in a row."""
+    t = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t) / inner * 1e3
 
 
 def layers(a):
@@ -59,8 +57,8 @@ def layers(a):
         diff = float((want - got).abs().max() / want.abs().max())
         t = {"native": [], "ours": []}
         for _ in range(a.repeats):
-            t["native"].append(median_ms(native, 1))
-            t["ours"].append(median_ms(ours, 1))
+            t["native"].append(mean_ms(native))
+            t["ours"].append(mean_ms(ours))
         tn, to = statistics.median(t["native"]), statistics.median(t["ours"])
         print(f"| {cin} -> {cout}, {hw}x{hw} | {tn:.3f} | {to:.3f} | **{tn / to:.1f}x** | {diff:.1e} |")
 
@@ -69,7 +67,8 @@ SIDES = {"none": (), "input gradient": ("input_grad",), "+ pool before ReLU (bot
 
 
 def _sides(a, base, run):
-    """``run(name)`` for each side of :data:`SIDES` in turn, ``--repeats`` times; times and results."""
+    """``run(repeat)`` for each side of :data:`SIDES` in turn, ``--repeats`` times: the median seconds
+    per side and each side's results."""
     saved = base.REWRITE_COPY
     t = {nm: [] for nm in SIDES}
     res = {nm: [] for nm in SIDES}
@@ -100,7 +99,8 @@ def model_sections(a):
     for p in model.parameters():
         p.requires_grad_(False)
     test = ck.load_dataset("test")
-    xb = test.subset(a.batch, seed=0).images.float().div(255)
+    batch = test.subset(a.batch, seed=0)
+    xb, yb = batch.images.float().div(255), batch.labels
     print(f"\n{a.checkpoint} ({ck.arch}); sides interleaved, {a.repeats} repeats, medians (s) and speed-up over none\n")
     print("| measurement | " + " | ".join(SIDES) + " | agreement with none |")
     print("|---" * (len(SIDES) + 2) + "|")
@@ -108,7 +108,6 @@ def model_sections(a):
     def passes(r):
         net = base.attack_model(model, xb)
         xi = xb.clone().requires_grad_()
-        out = 0
         for _ in range(5):
             logits = net(xi)
             (g,) = torch.autograd.grad(logits.logsumexp(1).sum(), xi)
@@ -120,7 +119,6 @@ def model_sections(a):
     print(_row(f"5 forwards + input-gradient backwards, {a.batch} images", t, f"max rel. difference {diff:.1e}"))
 
     from landscape.analysis.api import surface_attack
-    yb = test.subset(a.batch, seed=0).labels
     surf = surface_attack(ck.threat, steps=a.surface_steps, seed=0)
 
     def point(r):

@@ -105,7 +105,7 @@ def attack_model(model: nn.Module, x: torch.Tensor, mode: str = "eval") -> nn.Mo
     ``LANDSCAPE_CHANNELS_LAST=0`` (:func:`landscape.device.channels_last_default`). The copy is then
     rewritten for speed (:func:`landscape.attacks.cpu_copy.prepare`; ``REWRITE_COPY = ()`` turns it
     off): a convolution with at most 4 input channels (the first layer) computes its input gradient
-    by one GEMM and shifted additions, 2-7x faster than oneDNN's there, and a ReLU followed by a
+    by one GEMM and shifted additions, 1.5-7x faster than oneDNN's there, and a ReLU followed by a
     max-pool runs after it instead, on a quarter of the values (the same function)."""
     from ..device import channels_last_default
     if not CHANNELS_LAST_COPY or mode != "eval" or x.dim() != 4 or x.device.type != "cpu" \

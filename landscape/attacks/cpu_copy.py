@@ -12,12 +12,14 @@ it, though it does a sixteenth of the work. The same gradient is one matrix prod
     h[c, i, j, n, y, x] = sum_o  w[o, c, i, j] * g[n, o, y, x]          (one GEMM)
     dx[n, c, y + i - ph, x + j - pw] += h[c, i, j, n, y, x]             (kh * kw slice additions)
 
-which is 5-7x faster on this project's CPU for one input channel and about 2x for three, and
-equal to the native gradient to float rounding (benchmarks/RESULTS.md, "First-layer input gradient").
+which is 5-7x faster on this project's CPU for one input channel and about 2x for three on one
+thread (3.3-4.7x and 1.5x on two), and equal to the native gradient to float rounding
+(``benchmarks/bench_cpu_copy.py``; benchmarks/RESULTS.md, "First-layer input gradient").
 :func:`use_fast_input_grad` switches, in place, every plain ``nn.Conv2d`` that it applies to
 (stride 1, dilation 1, one group, zero padding given as numbers, at most :data:`MAX_IN_CHANNELS`
 input channels) to :class:`FastInputGradConv2d`, which computes the same forward and returns this
-gradient. Weight and bias gradients, when asked for, are the native ones; the gradient is
+gradient. Weight and bias gradients, when asked for, are ``torch.nn.grad.conv2d_weight``'s and the
+sum of the output gradient; the input gradient is
 differentiable (``create_graph=True`` works), and under autocast it is computed in the dtype of the
 incoming gradient, as the native one is.
 
@@ -26,8 +28,8 @@ non-decreasing, and the input gradients agree too: the pool routes the gradient 
 either way (the first maximum of each window, which ties keep), and the ReLU passes it or not by the
 sign of that same value. :func:`pool_before_relu` swaps every ``nn.ReLU`` directly followed by an
 ``nn.MaxPool2d`` inside an ``nn.Sequential``, so the ReLU and its backward run on a quarter of the
-values (small-cnn: a 1.09x faster forward and input-gradient backward on 256 images; outputs and
-gradients bit for bit equal, tested).
+values (small-cnn: forward and input-gradient backward passes on 256 images 1.05-1.10x faster than
+with the first rewrite alone, ``bench_cpu_copy.py``; outputs and gradients bit for bit equal, tested).
 """
 
 from __future__ import annotations
