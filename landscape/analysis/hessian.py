@@ -74,6 +74,7 @@ from ..attacks.base import model_mode
 from ..device import available_memory
 from ..distributed import rank_world
 from ..errors import LandscapeError
+from . import hvp_copy
 
 LOSSES = ("clean", "adversarial", "recipe")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -216,6 +217,9 @@ class HessianOperator(LinearOperator):
             the device), ``True`` or ``False``.
         autocast: None (default) or ``"bfloat16"``: build the gradient graphs under bf16 autocast
             (the products' result stays in ``dtype``; see the module's notes).
+        rewrites: how the operator's own copy of the model is rewritten for cheaper products (the
+            same function and derivatives; :mod:`landscape.analysis.hvp_copy`): ``"auto"`` (default:
+            all of them for float32 on the CPU, none elsewhere), or a tuple of names (``()``: none).
 
     Attributes ``n_hvp`` (full-sample Hessian-vector products so far), ``hvp_time`` (seconds spent in
     them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``), ``cached`` (whether
@@ -226,7 +230,7 @@ class HessianOperator(LinearOperator):
                  params: str | Sequence[str] | None = None, mode: str = "eval",
                  dtype: torch.dtype | str = torch.float32, device=None, n_total: int | None = None,
                  distributed: bool | None = None, cache: bool | str = "auto", cache_budget: int | None = None,
-                 autocast: str | torch.dtype | None = None):
+                 autocast: str | torch.dtype | None = None, rewrites: str | Sequence[str] = "auto"):
         if cache not in ("auto", True, False):
             raise LandscapeError(f"cache must be 'auto', True or False, not {cache!r}")
         autocast = _autocast_dtype(autocast)
@@ -247,6 +251,14 @@ class HessianOperator(LinearOperator):
         if first.dtype != dtype or first.device != device:
             model = copy.deepcopy(model).to(device=device, dtype=dtype)
         self.model = model
+        if isinstance(rewrites, str):
+            if rewrites != "auto":
+                raise LandscapeError(f"`rewrites` must be 'auto' or a tuple of names, not {rewrites!r}")
+            rewrites = hvp_copy.auto_rewrites(device, dtype, model)
+        self.rewrites = hvp_copy.check_rewrites(rewrites)
+        # what the products run: a copy sharing the model's parameters and buffers (the model itself
+        # without rewrites); ``model`` stays the plain network (what PyHessian is given)
+        self.graph_model = hvp_copy.prepare(model, self.rewrites)
         self.loss = loss
         self.mode = mode
         self.torch_dtype = dtype
@@ -306,7 +318,7 @@ class HessianOperator(LinearOperator):
     @contextmanager
     def _context(self):
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()] if self.mode == "train" else []
-        with model_mode(self.model, self.mode):
+        with model_mode(self.model, self.mode), model_mode(self.graph_model, self.mode):
             try:
                 yield
             finally:
@@ -343,7 +355,7 @@ class HessianOperator(LinearOperator):
         A train-mode BatchNorm updates them in place and its backward keeps them, so a graph held
         for later products must not see them change (batch statistics are what it computes with:
         the copies change no number). The module's own tensors are put back afterwards."""
-        mods = [m for m in self.model.modules()
+        mods = [m for m in self.graph_model.modules()
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None] if on else []
         saved = [(m, m.running_mean, m.running_var) for m in mods]
         for m, rm, rv in saved:
@@ -362,9 +374,9 @@ class HessianOperator(LinearOperator):
 
     def _loss(self, b: Batch) -> torch.Tensor:
         if self.autocast is None:
-            return self.loss(self.model, b)
+            return self.loss(self.graph_model, b)
         with torch.autocast(self.device.type, dtype=self.autocast):
-            return self.loss(self.model, b).float()
+            return self.loss(self.graph_model, b).float()
 
     def with_autocast(self, autocast: str | torch.dtype | None = "bfloat16") -> "HessianOperator":
         """The same Hessian (model, loss, batches, parameters, mode: shared, not copied) with its
@@ -490,6 +502,7 @@ class HessianOperator(LinearOperator):
         return {"loss": self.loss.kind, "model_mode": self.mode,
                 "dtype": str(self.torch_dtype).replace("torch.", ""), "n_params": self.n_params,
                 **({"autocast": str(self.autocast).replace("torch.", "")} if self.autocast is not None else {}),
+                "rewrites": list(self.rewrites),
                 "n_examples": self.n_examples, "n_batches_local": len(self.batches),
                 "world_size": self.world if self.distributed else 1, "graph_cache": self.cached,
                 "params": self.names if len(self.names) <= 64 else f"{len(self.names)} tensors"}
