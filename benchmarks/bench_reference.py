@@ -190,9 +190,9 @@ def section_lanczos(ctx):
         v = np.sort(np.asarray(vals, dtype=np.float64))[::-1]
         return float(np.max(np.abs(v - exact) / np.abs(exact)))
 
-    def ours(solver, precision):
+    def ours(solver, precision, rewrites):
         def run(r):
-            op = HessianOperator(model, "clean", batches, dtype="float32")
+            op = HessianOperator(model, "clean", batches, dtype="float32", rewrites=rewrites)
             res = lanczos_topk(op, topn, tol=a.lanczos_tol, ncv=a.lanczos_ncv, seed=r, check=False, progress=False,
                                solver=solver, precision=precision)
             hvp = op.n_hvp if precision == "float32" else \
@@ -236,7 +236,8 @@ def section_lanczos(ctx):
 
     solvers = [v.strip() for v in a.lanczos_solver.split(",") if v.strip()]
     precisions = [v.strip() for v in a.lanczos_precision.split(",") if v.strip()]
-    sides = {_lanczos_side(v, p): ours(v, p) for v in solvers for p in precisions}
+    sides = {_lanczos_side(v, p, rw): ours(v, p, _REWRITES[rw]) for rw in _rewrite_options(a)
+             for v in solvers for p in precisions}
     res = interleave({**sides, "reference": theirs}, a.lanczos_repeats, dev, ctx["log"])
     # the eigenvalues both sides are judged against: a tight Lanczos run, untimed and after the timed
     # runs (so that their numbers are out first when it is long)
@@ -266,9 +267,22 @@ def section_lanczos(ctx):
     return rows
 
 
-def _lanczos_side(solver: str, precision: str = "float32") -> str:
+def _lanczos_side(solver: str, precision: str = "float32", rewrites: str = "auto") -> str:
     name = "landscape" if solver == "auto" else f"landscape-{solver}"
-    return name if precision == "float32" else f"{name}-bf16"
+    name = name if precision == "float32" else f"{name}-bf16"
+    return name if rewrites == "auto" else f"{name}-plain-model"
+
+
+#: ``--hessian-rewrites`` values: the operator's default rewritten copy, or the plain model
+_REWRITES = {"auto": "auto", "none": ()}
+
+
+def _rewrite_options(a) -> list[str]:
+    opts = [v.strip() for v in a.hessian_rewrites.split(",") if v.strip()]
+    bad = [v for v in opts if v not in _REWRITES]
+    if bad or not opts:
+        raise SystemExit(f"--hessian-rewrites takes auto and/or none, not {a.hessian_rewrites!r}")
+    return opts
 
 
 def _median_count(counts: list):
@@ -305,10 +319,21 @@ def section_hvp(ctx):
             out.add_(torch.cat([h.reshape(-1) for h in hv]), alpha=b.n)
         return out / n_total
 
-    cached = HessianOperator(model, "clean", batches, dtype="float32")
-    cached.hvp(vecs[-1])                      # builds the graphs (as the anchor's were built above)
-    plain = HessianOperator(model, "clean", batches, dtype="float32", cache=False)
     results = {}
+    rows = []
+    for rw in _rewrite_options(a):
+        rows.append(_hvp_row(ctx, batches, vecs, anchor_hvp, results, rw))
+    del anchor_graphs
+    return rows
+
+
+def _hvp_row(ctx, batches, vecs, anchor_hvp, results, rw):
+    from landscape.analysis.hessian import HessianOperator
+    a, dev, model = ctx["args"], ctx["dev"], ctx["model"]
+    results.clear()
+    cached = HessianOperator(model, "clean", batches, dtype="float32", rewrites=_REWRITES[rw])
+    cached.hvp(vecs[-1])                      # builds the graphs (as the anchor's were built above)
+    plain = HessianOperator(model, "clean", batches, dtype="float32", cache=False, rewrites=_REWRITES[rw])
 
     def mk(fn, name):
         def run(r):
@@ -322,9 +347,9 @@ def section_hvp(ctx):
     err = max(float((o - r).abs().max() / r.abs().max()) for o, r in zip(results["landscape"], results["anchor"]))
     err_p = max(float((o - r).abs().max() / r.abs().max()) for o, r in zip(results["plain"], results["anchor"]))
     t = {k: statistics.median(v["seconds"]) for k, v in res.items()}
-    del anchor_graphs
     cached.clear_cache()
-    return {"section": "one HVP vs retained-graph anchor", "setting": _hsetting(ctx) + f", graph cache {cached.cache_bytes / 2**20:.0f} MiB",
+    copy_text = "the operator's rewritten copy" if cached.rewrites else "the plain model"
+    return {"section": f"one HVP vs retained-graph anchor ({copy_text})", "setting": _hsetting(ctx) + f", graph cache {cached.cache_bytes / 2**20:.0f} MiB",
             "landscape_s": t["landscape"], "reference_s": t["anchor"], "ratio": t["anchor"] / t["landscape"],
             "accuracy": f"rel. difference {err:.1e}; without the cache {t['landscape-nocache']:.3f}s "
                         f"({t['anchor'] / t['landscape-nocache']:.2f}x, rel. difference {err_p:.1e})",
@@ -439,6 +464,10 @@ def main(argv=None):
                     help="our Lanczos's products: float32 (lanczos_topk's default), bfloat16 (bf16 Krylov space, "
                          "float32 Rayleigh-Ritz), or both, comma-separated (the default): interleaved, a row each "
                          "(per solver)")
+    ap.add_argument("--hessian-rewrites", default="auto",
+                    help="the Hessian operator's model for the lanczos and hvp sections: auto (its default: the "
+                         "rewritten copy on a float32 CPU), none (the plain model), or both, comma-separated, "
+                         "as sides of one interleaved run")
     ap.add_argument("--lanczos-repeats", type=int, default=1, help="PyHessian's top-20 costs hundreds of HVPs")
     ap.add_argument("--sections", default="spgd,saa,lanczos,hvp,train")
     ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "both"],
