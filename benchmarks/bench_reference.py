@@ -296,7 +296,6 @@ def _hsetting(ctx):
 
 
 def section_hvp(ctx):
-    from landscape.analysis.hessian import HessianOperator
     a, dev, model = ctx["args"], ctx["dev"], ctx["model"]
     batches = _hessian_data(ctx)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -323,7 +322,7 @@ def section_hvp(ctx):
     rows = []
     for rw in _rewrite_options(a):
         rows.append(_hvp_row(ctx, batches, vecs, anchor_hvp, results, rw))
-    del anchor_graphs
+    anchor_graphs.clear()
     return rows
 
 
