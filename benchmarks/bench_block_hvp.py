@@ -40,7 +40,7 @@ def main():
     from landscape.analysis.hessian import HessianOperator, make_batches
 
     model, x, labels = hessian_sample(a.checkpoint, a.n_images)
-    op = HessianOperator(model, "clean", make_batches(x, labels, a.n_images))
+    op = HessianOperator(model, "clean", make_batches(x, labels, a.n_images), rewrites=())   # the plain model
     op.hvp(torch.randn(op.n_params))                    # builds and keeps the gradient graph
     grads = op._graphs[0]
 
@@ -67,7 +67,8 @@ def main():
         print(f"| {b} | {min(t1) / b:.3f} | {min(t2) / b:.3f} | {min(t1) / min(t2):.2f}x | {err:.1e} |", flush=True)
 
     m2 = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    op2 = HessianOperator(m2, "clean", make_batches(x.contiguous(memory_format=torch.channels_last), labels, a.n_images))
+    op2 = HessianOperator(m2, "clean", make_batches(x.contiguous(memory_format=torch.channels_last), labels, a.n_images),
+                          rewrites=())
 
     from torch.func import functional_call, grad, jvp
     params = {n: p.detach() for n, p in zip(op.names, op.params)}

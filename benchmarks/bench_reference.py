@@ -190,10 +190,10 @@ def section_lanczos(ctx):
         v = np.sort(np.asarray(vals, dtype=np.float64))[::-1]
         return float(np.max(np.abs(v - exact) / np.abs(exact)))
 
-    def ours(solver, precision, rewrites):
+    def ours(solver, precision, rewrites, tol):
         def run(r):
             op = HessianOperator(model, "clean", batches, dtype="float32", rewrites=rewrites)
-            res = lanczos_topk(op, topn, tol=a.lanczos_tol, ncv=a.lanczos_ncv, seed=r, check=False, progress=False,
+            res = lanczos_topk(op, topn, tol=tol, ncv=a.lanczos_ncv, seed=r, check=False, progress=False,
                                solver=solver, precision=precision)
             hvp = op.n_hvp if precision == "float32" else \
                 f"{res.meta['n_hvp_bfloat16']} bf16 + {res.meta['n_hvp_float32']} float32"
@@ -236,8 +236,9 @@ def section_lanczos(ctx):
 
     solvers = [v.strip() for v in a.lanczos_solver.split(",") if v.strip()]
     precisions = [v.strip() for v in a.lanczos_precision.split(",") if v.strip()]
-    sides = {_lanczos_side(v, p, rw): ours(v, p, _REWRITES[rw]) for rw in _rewrite_options(a)
-             for v in solvers for p in precisions}
+    tols = [None] if a.lanczos_tol is None else [float(t) for t in a.lanczos_tol.split(",") if t.strip()]
+    sides = {_lanczos_side(v, p, rw) + ("" if len(tols) == 1 else f"-tol{t:g}"): ours(v, p, _REWRITES[rw], t)
+             for rw in _rewrite_options(a) for v in solvers for p in precisions for t in tols}
     res = interleave({**sides, "reference": theirs}, a.lanczos_repeats, dev, ctx["log"])
     # the eigenvalues both sides are judged against: a tight Lanczos run, untimed and after the timed
     # runs (so that their numbers are out first when it is long)
@@ -259,7 +260,7 @@ def section_lanczos(ctx):
         e_o = max(d["max_rel_err"] for d in res[side]["acc"])
         h_o = _median_count([d["hvp"] for d in res[side]["acc"]])
         used = sorted({d["solver"] for d in res[side]["acc"]})
-        rows.append({"section": f"Lanczos top-{topn} ({', '.join(used)}) vs PyHessian", "setting": _hsetting(ctx),
+        rows.append({"section": f"Lanczos top-{topn} ({side}: {', '.join(used)}) vs PyHessian", "setting": _hsetting(ctx),
                      "landscape_s": t_o, "reference_s": t_r, "ratio": t_r / t_o,
                      "accuracy": f"max rel. error {e_o:.1e} ({h_o} HVPs) vs {e_r:.1e} ({h_r:.0f} HVPs); "
                                  f"λ1 {exact[0]:.4g}",
@@ -454,7 +455,8 @@ def main(argv=None):
     ap.add_argument("--reference-dtype", default="float64", choices=["float32", "float64"],
                     help="dtype of the untimed Lanczos run that gives the exact top-k")
     ap.add_argument("--reference-tol", type=float, default=1e-9, help="its ARPACK tolerance")
-    ap.add_argument("--lanczos-tol", type=float, default=None, help="our Lanczos's tolerance (default: its own)")
+    ap.add_argument("--lanczos-tol", default=None,
+                    help="our Lanczos's tolerance (default: its own); several, comma-separated, are sides of one run")
     ap.add_argument("--lanczos-ncv", type=int, default=None, help="our Lanczos's basis size (default: its own: 2k+1 for arpack, max(10k, 100) for full)")
     ap.add_argument("--lanczos-solver", default="auto",
                     help="our Lanczos's solver: auto (the default), full or arpack; several, comma-separated, "

@@ -4,11 +4,11 @@ the CPU, computing the same function and the same derivatives (:func:`prepare`, 
 
 A product :math:`Hv` with a cached gradient graph is a double backward through that graph. For a
 convolution, PyTorch's double backward (``_convolution_double_backward``) computes its weight term as
-a convolution of transposed (batch <-> channel) tensors and its other terms in the contiguous (NCHW)
-layout, where oneDNN's kernels for small-cnn's 32 -> 32 layer at 28x28 run at about 90 GFLOP/s on this
-project's CPU, against about 205 in the channels_last layout (``benchmarks/bench_hvp_copy.py``). And
-the double backward of a ReLU or a max-pool materialises a zero tensor, the derivative of its
-backward with respect to its saved input, which the rest of the pass then adds.
+a convolution of transposed (batch <-> channel) tensors, copied to be contiguous, and its other terms
+in the NCHW layout, where oneDNN's kernels for the full-width small-cnn's layers run 1.1-1.2x slower
+than in channels_last on this project's CPU (166-229 against 197-229 GFLOP/s,
+``benchmarks/bench_hvp_copy.py``). And the double backward of a ReLU or a max-pool materialises a zero
+tensor, the derivative of its backward with respect to its saved input, which the pass then adds.
 
 The copy shares the caller's ``nn.Parameter`` and buffer objects (so a product always sees the
 current weights, and the operator's version counters see every change) and has its own module
@@ -44,10 +44,10 @@ objects, in which:
     ``maxpool(relu(z)) == relu(maxpool(z))`` with the same derivatives (see
     :mod:`landscape.attacks.cpu_copy`), so the ReLU and its backward run on a quarter of the values.
 
-Measured on the full-width small-cnn (734,602 parameters) on 2 threads: one product is about 1.5x
-faster, the products equal to float rounding (``benchmarks/bench_hvp_copy.py``; benchmarks/RESULTS.md,
-"The Hessian operator's copy"). :data:`AUTO` says when the operator uses it by itself.
-"""
+Measured on the full-width small-cnn (734,602 parameters, 1,000 images) on 2 threads: one product
+is about 1.17x faster and its cached graphs a third smaller, the products equal to float rounding
+(``benchmarks/bench_hvp_copy.py``; benchmarks/RESULTS.md, "The Hessian operator's copy of the
+model"). :func:`auto_rewrites` says when the operator uses it by itself (float32 on the CPU)."""
 
 from __future__ import annotations
 
