@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-LINE = re.compile(r"repeat (\d+)/\d+ ([\w-]+): ([\d.]+)s (\{.*\})\s*$")
+LINE = re.compile(r"repeat (\d+)/\d+ ([\w.-]+): ([\d.]+)s (\{.*\})\s*$")
 
 
 def logged_eigenvalues(path: str) -> list[tuple[str, int, float, list[float]]]:
