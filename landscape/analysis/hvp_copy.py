@@ -182,10 +182,11 @@ class _Wgrad(torch.autograd.Function):
 
 class HessianConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose derivatives of every order are the channels_last primitives above (see the
-    module docstring). Under autocast it is the plain convolution."""
+    module docstring). Under autocast, without gradients, or on an unbatched input it is the plain
+    convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_autocast_enabled(x.device.type) or not torch.is_grad_enabled():
+        if torch.is_autocast_enabled(x.device.type) or not torch.is_grad_enabled() or x.dim() != 4:
             return super().forward(x)
         geo = self.__dict__.get("_geometry")
         if geo is None:
