@@ -27,19 +27,12 @@ import torch
 
 
 def main():
-    from common import hessian_sample, options
+    from common import hessian_setup, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=100, blocks=("1,4,8,16", "B values"),
                 repeats=3, threads=2, micro_batch=(32, "batch size of the cut-up operator"),
                 allocator=("tuned", "tuned (landscape.device.tune_cpu_allocator, as the CLI) or default"))
-    if not a.checkpoint:
-        raise SystemExit("give --checkpoint")
-    torch.set_num_threads(a.threads)
-    if a.allocator == "tuned":
-        from landscape.device import tune_cpu_allocator
-        tune_cpu_allocator()
+    model, x, labels = hessian_setup(a)
     from landscape.analysis.hessian import HessianOperator, make_batches
-
-    model, x, labels = hessian_sample(a.checkpoint, a.n_images)
     op = HessianOperator(model, "clean", make_batches(x, labels, a.n_images), rewrites=())   # the plain model
     op.hvp(torch.randn(op.n_params))                    # builds and keeps the gradient graph
     grads = op._graphs[0]

@@ -66,19 +66,12 @@ def conv_table(model: nn.Module, x: torch.Tensor, repeats: int) -> None:
 
 
 def main():
-    from common import hessian_sample, options
+    from common import hessian_setup, options
     a = options(checkpoint=("", "a landscape checkpoint (required)"), n_images=1000, batch_size=200, repeats=5,
                 threads=2, allocator=("tuned", "tuned (landscape.device.tune_cpu_allocator, as the CLI) or default"),
                 sections=("convs,product", "convs and/or product"))
-    if not a.checkpoint:
-        raise SystemExit("give --checkpoint")
-    torch.set_num_threads(a.threads)
-    if a.allocator == "tuned":
-        from landscape.device import tune_cpu_allocator
-        tune_cpu_allocator()
+    model, x, labels = hessian_setup(a)
     from landscape.analysis.hessian import HessianOperator, make_batches
-
-    model, x, labels = hessian_sample(a.checkpoint, a.n_images)
     n_par = sum(p.numel() for p in model.parameters())
     print(f"# {a.checkpoint}: {n_par:,} parameters, {a.n_images} images in batches of {a.batch_size}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")

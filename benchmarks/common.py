@@ -46,6 +46,20 @@ def hessian_sample(checkpoint: str, n_images: int):
     return model, h.images.float().div(255), h.labels
 
 
+def hessian_setup(a):
+    """For a Hessian bench's parsed options: require ``--checkpoint``, set ``--threads`` and, when
+    ``--allocator`` is ``tuned``, glibc's malloc as the CLI sets it; returns ``hessian_sample``'s
+    ``(model, x, y)`` for ``--n-images``."""
+    import torch
+    if not a.checkpoint:
+        raise SystemExit("give --checkpoint")
+    torch.set_num_threads(a.threads)
+    if a.allocator == "tuned":
+        from landscape.device import tune_cpu_allocator
+        tune_cpu_allocator()
+    return hessian_sample(a.checkpoint, a.n_images)
+
+
 def options(**defaults):
     """Parse the script's options: one ``--name`` per keyword, typed by its default (int, float,
     else text); a ``(default, help)`` pair adds a help line."""

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.cpu_copy import MAX_IN_CHANNELS, pool_before_relu
+from ..attacks.cpu_copy import MAX_IN_CHANNELS, pool_before_relu, swap_class
 from ..errors import LandscapeError
 
 _aten = torch.ops.aten
@@ -258,25 +258,16 @@ def _conv_applies(m: nn.Module) -> bool:
     return type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str)
 
 
-def _swap_class(model: nn.Module, test, cls) -> int:
-    n = 0
-    for m in model.modules():
-        if test(m):
-            m.__class__ = cls
-            n += 1
-    return n
-
-
 def use_hessian_conv(model: nn.Module) -> int:
-    return _swap_class(model, _conv_applies, HessianConv2d)
+    return swap_class(model, _conv_applies, HessianConv2d)
 
 
 def use_hessian_relu(model: nn.Module) -> int:
-    return _swap_class(model, lambda m: type(m) is nn.ReLU, HessianReLU)
+    return swap_class(model, lambda m: type(m) is nn.ReLU, HessianReLU)
 
 
 def use_hessian_maxpool(model: nn.Module) -> int:
-    return _swap_class(model, lambda m: type(m) is nn.MaxPool2d and not m.return_indices, HessianMaxPool2d)
+    return swap_class(model, lambda m: type(m) is nn.MaxPool2d and not m.return_indices, HessianMaxPool2d)
 
 
 #: the rewrites :func:`prepare` knows, by name, in the order they are applied

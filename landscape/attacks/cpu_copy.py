@@ -108,15 +108,21 @@ def applies(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
 
 
+def swap_class(model: nn.Module, test, cls: type) -> int:
+    """Give, in place, every module ``m`` of ``model`` with ``test(m)`` the class ``cls`` (a subclass
+    of its own with the same state); returns how many were switched."""
+    n = 0
+    for m in model.modules():
+        if test(m):
+            m.__class__ = cls
+            n += 1
+    return n
+
+
 def use_fast_input_grad(model: nn.Module) -> int:
     """Switch, in place, every convolution of ``model`` that :func:`applies` to
     :class:`FastInputGradConv2d` (same parameters, same forward); returns how many were switched."""
-    n = 0
-    for m in model.modules():
-        if applies(m):
-            m.__class__ = FastInputGradConv2d
-            n += 1
-    return n
+    return swap_class(model, applies, FastInputGradConv2d)
 
 
 def pool_before_relu(model: nn.Module) -> int:
