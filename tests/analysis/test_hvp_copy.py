@@ -191,3 +191,22 @@ def test_bad_rewrites_are_refused_in_words():
     assert hessian_operator(scripted, x, y).rewrites == ()
     with pytest.raises(LandscapeError, match="plain nn.Module"):
         hessian_operator(scripted, x, y, rewrites=ALL)
+
+
+def test_recipe_loss_with_two_forwards_through_the_copy():
+    """The recipe loss (trade-off of a clean and an adversarial forward, soft labels) runs the copy
+    twice per batch; its products equal the plain model's (float64, every rewrite forced)."""
+    from landscape.analysis.hessian import LossSpec
+    model = tiny_small_cnn().double()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 1, 8, 8, generator=g, dtype=torch.float64)
+    x_adv = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    y = torch.randint(0, 3, (6,), generator=g)
+    soft = torch.softmax(torch.randn(6, 3, generator=g), dim=1)
+    recipe = {"name": "t", "norm": "l0", "eps": 20, "loss": "tradeoff", "tradeoff_alpha": 0.25, "soft_labels": True}
+    kw = dict(x_adv=x_adv, targets=soft, loss=LossSpec("recipe", recipe=recipe), batch_size=3, dtype="float64")
+    op = hessian_operator(model, x, y, rewrites=ALL, **kw)
+    plain = hessian_operator(model, x, y, rewrites=(), **kw)
+    v = np.random.RandomState(3).standard_normal(op.shape[0])
+    for _ in range(2):
+        assert rel(op @ v, plain @ v) < 1e-10
