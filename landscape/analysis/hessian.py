@@ -229,7 +229,8 @@ class HessianOperator(LinearOperator):
             all of them for float32 on the CPU, none elsewhere), or a tuple of names (``()``: none).
 
     Attributes ``n_hvp`` (full-sample Hessian-vector products so far), ``hvp_time`` (seconds spent in
-    them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``), ``cached`` (whether
+    them), ``names``, ``shapes``, ``n_params`` (= ``shape[0]``), ``rewrites`` (the names applied),
+    ``graph_model`` (what the products run: the rewritten copy, or ``model`` itself), ``cached`` (whether
     gradient graphs are held now) and ``cache_bytes`` (their estimated size).
     """
 
