@@ -5,8 +5,8 @@ the CPU, computing the same function and the same derivatives (:func:`prepare`, 
 A product :math:`Hv` with a cached gradient graph is a double backward through that graph. For a
 convolution, PyTorch's double backward (``_convolution_double_backward``) computes its weight term as
 a convolution of transposed (batch <-> channel) tensors, copied to be contiguous, and its other terms
-in the NCHW layout, where oneDNN's kernels for the full-width small-cnn's layers run 1.1-1.2x slower
-than in channels_last on this project's CPU (166-229 against 197-229 GFLOP/s,
+in the NCHW layout, where oneDNN's kernels for the full-width small-cnn's layers run 1.1-1.3x slower
+than in channels_last on this project's CPU (159-203 against 197-229 GFLOP/s,
 ``benchmarks/bench_hvp_copy.py``). And the double backward of a ReLU or a max-pool materialises a zero
 tensor, the derivative of its backward with respect to its saved input, which the pass then adds.
 
@@ -31,8 +31,8 @@ objects, in which:
     :math:`\partial_a \langle U, \mathrm{wgrad}(g, a)\rangle = \mathrm{dgrad}(g, U)`. Every term of a
     double backward is then one of oneDNN's three channels_last kernels. A convolution with at most
     :data:`landscape.attacks.cpu_copy.MAX_IN_CHANNELS` input channels (stride 1, no dilation or groups)
-    gets its weight gradient as one matrix product over unfolded input patches, where oneDNN is
-    slow for so few channels (the first layer's :math:`\mathrm{wgrad}`).
+    gets its forward and weight gradient as matrix products over unfolded input patches: oneDNN is
+    slow for so few channels, and leaves a one-channel input's output in NCHW.
 ``relu``
     every ``nn.ReLU`` becomes a :class:`HessianReLU`, whose backward multiplies by the mask of its
     output as a constant: :math:`\mathrm{relu}'' = 0` wherever it is defined, and PyTorch's own
@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks import cpu_copy
 from ..attacks.cpu_copy import MAX_IN_CHANNELS, pool_before_relu, swap_class
 from ..errors import LandscapeError
 
@@ -285,13 +286,8 @@ def structural_copy(model: nn.Module) -> nn.Module:
 
 
 def check_rewrites(rewrites) -> tuple[str, ...]:
-    """``rewrites`` as a tuple of known names (a :class:`LandscapeError` naming any unknown one)."""
-    rewrites = tuple(rewrites)
-    unknown = [r for r in rewrites if r not in REWRITES]
-    if unknown:
-        raise LandscapeError(f"`rewrites` names unknown rewrites {', '.join(map(repr, unknown))}; "
-                             f"choose from {', '.join(REWRITES)}")
-    return rewrites
+    """``rewrites`` as a tuple of names in :data:`REWRITES` (a :class:`LandscapeError` naming any other)."""
+    return cpu_copy.check_rewrites(rewrites, REWRITES)
 
 
 def copyable(model: nn.Module) -> bool:

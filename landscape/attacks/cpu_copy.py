@@ -146,14 +146,20 @@ def pool_before_relu(model: nn.Module) -> int:
 REWRITES = {"input_grad": use_fast_input_grad, "pool_before_relu": pool_before_relu}
 
 
-def prepare(model: nn.Module, rewrites=tuple(REWRITES)) -> nn.Module:
-    """The named ``rewrites`` (default: all of :data:`REWRITES`), in place, on a model the caller owns
-    (the attacks' copy); returns it."""
-    unknown = [r for r in rewrites if r not in REWRITES]
+def check_rewrites(rewrites, known=REWRITES) -> tuple[str, ...]:
+    """``rewrites`` as a tuple of names in ``known`` (a :class:`LandscapeError` naming any other)."""
+    rewrites = tuple(rewrites)
+    unknown = [r for r in rewrites if r not in known]
     if unknown:
         from ..errors import LandscapeError
         raise LandscapeError(f"`rewrites` names unknown rewrites {', '.join(map(repr, unknown))}; "
-                             f"choose from {', '.join(REWRITES)}")
-    for name in rewrites:
+                             f"choose from {', '.join(known)}")
+    return rewrites
+
+
+def prepare(model: nn.Module, rewrites=tuple(REWRITES)) -> nn.Module:
+    """The named ``rewrites`` (default: all of :data:`REWRITES`), in place, on a model the caller owns
+    (the attacks' copy); returns it."""
+    for name in check_rewrites(rewrites):
         REWRITES[name](model)
     return model
