@@ -93,60 +93,75 @@ def _placeholder(shape, like: torch.Tensor, channels_last: bool) -> torch.Tensor
     return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
 
 
-def _wgrad_few_channels(g: torch.Tensor, a: torch.Tensor, geo: _Geometry, w_shape) -> torch.Tensor:
-    """``wgrad`` for few input channels: the (C*kh*kw, N*Ho*Wo) unfolded patches of ``a`` times the
-    (N*Ho*Wo, O) output gradient (a view of a channels_last ``g``)."""
-    n, cout, ho, wo = g.shape
+def input_rows(a: torch.Tensor, geo: _Geometry) -> torch.Tensor:
+    """The (N*Ho*Wo, C*kh*kw) unfolded patches of ``a`` for a few-channel convolution, contiguous: the
+    left factor of its forward and (transposed) of its weight gradient."""
     patches = F.unfold(a, geo.kernel, padding=tuple(geo.padding))          # (N, C*kh*kw, Ho*Wo)
-    cols = patches.transpose(0, 1).reshape(patches.shape[1], n * ho * wo)
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+
+def _wgrad_few_channels(g: torch.Tensor, a: torch.Tensor, geo: _Geometry, w_shape, rows=None) -> torch.Tensor:
+    """``wgrad`` for few input channels: the (C*kh*kw, N*Ho*Wo) unfolded patches of ``a`` (``rows``
+    transposed, when the caller has them) times the (N*Ho*Wo, O) output gradient (a view of a
+    channels_last ``g``)."""
+    n, cout, ho, wo = g.shape
+    if rows is None:
+        patches = F.unfold(a, geo.kernel, padding=tuple(geo.padding))      # (N, C*kh*kw, Ho*Wo)
+        cols = patches.transpose(0, 1).reshape(patches.shape[1], n * ho * wo)
+    else:
+        cols = rows.t()
     gm = g.permute(0, 2, 3, 1).reshape(n * ho * wo, cout)
     return (cols @ gm).t().reshape(w_shape)
 
 
-def _forward_few_channels(a: torch.Tensor, w: torch.Tensor, geo: _Geometry) -> torch.Tensor:
-    """The convolution for few input channels as (N*Ho*Wo, C*kh*kw) patches times the (C*kh*kw, O)
-    weight, returned channels_last (oneDNN leaves a one-channel input's output in NCHW)."""
+def _forward_few_channels(a: torch.Tensor, w: torch.Tensor, geo: _Geometry, rows=None) -> torch.Tensor:
+    """The convolution for few input channels as (N*Ho*Wo, C*kh*kw) patches (``rows``, or unfolded
+    from ``a``) times the (C*kh*kw, O) weight, returned channels_last (oneDNN leaves a one-channel
+    input's output in NCHW)."""
     n, _, h, wd = a.shape
     cout = w.shape[0]
     ho = h + 2 * geo.padding[0] - geo.kernel[0] + 1
     wo = wd + 2 * geo.padding[1] - geo.kernel[1] + 1
-    patches = F.unfold(a, geo.kernel, padding=tuple(geo.padding))          # (N, C*kh*kw, Ho*Wo)
-    rows = patches.transpose(1, 2).reshape(n * ho * wo, patches.shape[1])
+    if rows is None:
+        rows = input_rows(a, geo)
     out = rows @ w.reshape(cout, -1).t()                                   # (N*Ho*Wo, O)
     return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
 
 
 # The three primitives take their 4-d tensors channels_last. The layout is changed outside the
 # autograd Functions (a differentiable copy when it is needed at all), so that every tensor a
-# Function saves is one of its inputs and stays connected to the graph for the next order.
-def _forward(a, w, geo):
-    return _Fwd.apply(_channels_last(a), w, geo)
+# Function saves is one of its inputs and stays connected to the graph for the next order. ``rows``
+# (few-channel convolutions of an input that needs no gradient, such as the images at the first
+# layer) are the input's unfolded patches, computed once per forward and kept by the graph: a cached
+# graph then unfolds its images once, not twice per product.
+def _forward(a, w, geo, rows=None):
+    return _Fwd.apply(_channels_last(a), w, geo, rows)
 
 
 def _dgrad(g, w, a_shape, geo):
     return _Dgrad.apply(_channels_last(g), w, a_shape, geo)
 
 
-def _wgrad(g, a, w_shape, geo):
-    return _Wgrad.apply(_channels_last(g), _channels_last(a), w_shape, geo)
+def _wgrad(g, a, w_shape, geo, rows=None):
+    return _Wgrad.apply(_channels_last(g), _channels_last(a), w_shape, geo, rows)
 
 
 class _Fwd(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, w, geo):
-        ctx.geo = geo
+    def forward(ctx, a, w, geo, rows):
+        ctx.geo, ctx.rows = geo, rows
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, w if ctx.needs_input_grad[0] else None)
         ctx.a_shape, ctx.w_shape = a.shape, w.shape
         if geo.few_channels:
-            return _forward_few_channels(a, w, geo)
+            return _forward_few_channels(a, w, geo, rows)
         return _channels_last(F.conv2d(a, w, None, geo.stride, geo.padding, geo.dilation, geo.groups))
 
     @staticmethod
     def backward(ctx, g):
         a, w = ctx.saved_tensors
         ga = _dgrad(g, w, ctx.a_shape, ctx.geo) if ctx.needs_input_grad[0] else None
-        gw = _wgrad(g, a, ctx.w_shape, ctx.geo) if ctx.needs_input_grad[1] else None
-        return ga, gw, None
+        gw = _wgrad(g, a, ctx.w_shape, ctx.geo, ctx.rows) if ctx.needs_input_grad[1] else None
+        return ga, gw, None, None
 
 
 class _Dgrad(torch.autograd.Function):
@@ -166,19 +181,19 @@ class _Dgrad(torch.autograd.Function):
 
 class _Wgrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, g, a, w_shape, geo):
-        ctx.geo, ctx.a_shape = geo, a.shape
+    def forward(ctx, g, a, w_shape, geo, rows):
+        ctx.geo, ctx.a_shape, ctx.rows = geo, a.shape, rows
         ctx.save_for_backward(g if ctx.needs_input_grad[1] else None, a if ctx.needs_input_grad[0] else None)
         if geo.few_channels:
-            return _wgrad_few_channels(g, a, geo, w_shape)
+            return _wgrad_few_channels(g, a, geo, w_shape, rows)
         return geo.backward(g, a, _placeholder(w_shape, g, False), [False, True, False])[1]
 
     @staticmethod
     def backward(ctx, u):
         g, a = ctx.saved_tensors
-        gg = _forward(a, u, ctx.geo) if ctx.needs_input_grad[0] else None
+        gg = _forward(a, u, ctx.geo, ctx.rows) if ctx.needs_input_grad[0] else None
         ga = _dgrad(g, u, ctx.a_shape, ctx.geo) if ctx.needs_input_grad[1] else None
-        return gg, ga, None, None
+        return gg, ga, None, None, None
 
 
 class HessianConv2d(nn.Conv2d):
@@ -192,7 +207,9 @@ class HessianConv2d(nn.Conv2d):
         geo = self.__dict__.get("_geometry")
         if geo is None:
             geo = self.__dict__["_geometry"] = _Geometry(self)
-        y = _forward(x, self.weight, geo)
+        # the images (or any input that needs no gradient) are unfolded once, here
+        rows = input_rows(x, geo) if geo.few_channels and not x.requires_grad else None
+        y = _forward(x, self.weight, geo, rows)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y

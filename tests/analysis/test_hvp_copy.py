@@ -156,8 +156,34 @@ def test_primitives_pass_gradgradcheck():
         ref_a, ref_w = torch.autograd.grad(out, (a, w), g)
         assert torch.allclose(H._dgrad(g, w, a.shape, geo), ref_a)
         assert torch.allclose(H._wgrad(g, a, w.shape, geo), ref_w)
+        if geo.few_channels:       # with the constant input's patches computed once, as for the images
+            rows = H.input_rows(a.detach(), geo)
+            c = a.detach()
+            assert torch.allclose(H._forward(c, w, geo, rows), out)
+            assert torch.autograd.gradgradcheck(lambda w: H._forward(c, w, geo, rows), (w,))
+            assert torch.autograd.gradgradcheck(lambda g: H._wgrad(g, c, w.shape, geo, rows), (g,))
+            assert torch.allclose(H._wgrad(g, c, w.shape, geo, rows), ref_w)
     assert H._Geometry(nn.Conv2d(2, 3, 3, padding=1)).few_channels
     assert not H._Geometry(nn.Conv2d(4, 4, 3, stride=2)).few_channels
+
+
+def test_the_images_are_unfolded_once_per_batch_not_per_product(monkeypatch):
+    """The first layer's patches of the images are kept by the cached graph: a product after the
+    first unfolds nothing (it unfolded twice per batch before)."""
+    model = tiny_small_cnn()
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 3, (6,))
+    op = hessian_operator(model, x, y, batch_size=3)
+    plain = hessian_operator(model, x, y, batch_size=3, rewrites=())
+    calls = []
+    unfold = F.unfold
+    # (the tiny net's other convolutions have few channels too, but inputs that need gradients)
+    monkeypatch.setattr(F, "unfold", lambda t, *a, **k: (t.shape[1] == 1 and calls.append(1)) or unfold(t, *a, **k))
+    v = torch.randn(op.shape[0])
+    first = op.hvp(v)
+    assert len(calls) == 2                      # one forward per batch builds the graphs
+    second = op.hvp(v)
+    assert len(calls) == 2 and torch.equal(first, second)
+    assert (second - plain.hvp(v)).norm() / second.norm() < 1e-5
 
 
 def test_relu_and_pool_keep_their_masks_constant_and_pool_moves_before_relu():
