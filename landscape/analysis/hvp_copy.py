@@ -149,8 +149,10 @@ def _wgrad(g, a, w_shape, geo, rows=None):
 class _Fwd(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, w, geo, rows):
-        ctx.geo, ctx.rows = geo, rows
-        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, w if ctx.needs_input_grad[0] else None)
+        ctx.geo = geo
+        # rows saved as a tensor, so that the operator's estimate of its cached graphs counts them
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, w if ctx.needs_input_grad[0] else None,
+                              rows if ctx.needs_input_grad[1] else None)
         ctx.a_shape, ctx.w_shape = a.shape, w.shape
         if geo.few_channels:
             return _forward_few_channels(a, w, geo, rows)
@@ -158,9 +160,9 @@ class _Fwd(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, w = ctx.saved_tensors
+        a, w, rows = ctx.saved_tensors
         ga = _dgrad(g, w, ctx.a_shape, ctx.geo) if ctx.needs_input_grad[0] else None
-        gw = _wgrad(g, a, ctx.w_shape, ctx.geo, ctx.rows) if ctx.needs_input_grad[1] else None
+        gw = _wgrad(g, a, ctx.w_shape, ctx.geo, rows) if ctx.needs_input_grad[1] else None
         return ga, gw, None, None
 
 
@@ -182,16 +184,17 @@ class _Dgrad(torch.autograd.Function):
 class _Wgrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g, a, w_shape, geo, rows):
-        ctx.geo, ctx.a_shape, ctx.rows = geo, a.shape, rows
-        ctx.save_for_backward(g if ctx.needs_input_grad[1] else None, a if ctx.needs_input_grad[0] else None)
+        ctx.geo, ctx.a_shape = geo, a.shape
+        ctx.save_for_backward(g if ctx.needs_input_grad[1] else None, a if ctx.needs_input_grad[0] else None,
+                              rows if ctx.needs_input_grad[0] else None)
         if geo.few_channels:
             return _wgrad_few_channels(g, a, geo, w_shape, rows)
         return geo.backward(g, a, _placeholder(w_shape, g, False), [False, True, False])[1]
 
     @staticmethod
     def backward(ctx, u):
-        g, a = ctx.saved_tensors
-        gg = _forward(a, u, ctx.geo, ctx.rows) if ctx.needs_input_grad[0] else None
+        g, a, rows = ctx.saved_tensors
+        gg = _forward(a, u, ctx.geo, rows) if ctx.needs_input_grad[0] else None
         ga = _dgrad(g, u, ctx.a_shape, ctx.geo) if ctx.needs_input_grad[1] else None
         return gg, ga, None, None, None
 

@@ -184,6 +184,12 @@ def test_the_images_are_unfolded_once_per_batch_not_per_product(monkeypatch):
     second = op.hvp(v)
     assert len(calls) == 2 and torch.equal(first, second)
     assert (second - plain.hvp(v)).norm() / second.norm() < 1e-5
+    # the patches are saved tensors of the graph, so the cache's size estimate counts them
+    shapes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+        loss = F.cross_entropy(op.graph_model(x[:3]), y[:3])
+        torch.autograd.grad(loss, list(op.graph_model.parameters()), create_graph=True)
+    assert (3 * 8 * 8, 9) in shapes
 
 
 def test_relu_and_pool_keep_their_masks_constant_and_pool_moves_before_relu():
