@@ -57,12 +57,15 @@ def _titled(panels, meta, plan):
 @click.option("--points-per-batch", type=click.IntRange(1), default=1, show_default=True,
               help="grid points per forward pass (stacked weights; same values). For small kernels on a "
                    "GPU; on the CPU one point per forward was 1.5-2x faster (benchmarks/RESULTS.md)")
+@click.option("--shared-scale", is_flag=True,
+              help="several checkpoints: one loss scale for every panel (the same colours, contour levels and "
+                   "3-D z-axis), so that the models compare at a glance [default: each panel its own]")
 @click.option("--chunk-size", type=click.IntRange(1), default=None, help="points per saved chunk [default: one grid row]")
 @click.option("--max-chunks", type=int, default=None, hidden=True, help="stop after this many chunks (testing)")
 @device_option
 @seed_option
 @data_dir_option
-def surface(checkpoints, out, directions_from, max_chunks, **opts):
+def surface(checkpoints, out, directions_from, max_chunks, shared_scale, **opts):
     """Loss surface(s) of CHECKPOINTS around their weights, with cragginess numbers.
 
     Several checkpoints give one figure with panels side by side. Partial results are saved beside
@@ -90,8 +93,9 @@ def surface(checkpoints, out, directions_from, max_chunks, **opts):
         if df is None:
             return
         meta["plan"] = plan.record()
+        meta["figure"] = {"shared_scale": bool(shared_scale)}
         write_results(df, meta, csv_path, json_path)
-        plot_surfaces(_titled(api.surface_panels(df, meta), meta, plan), fig_path)
+        plot_surfaces(_titled(api.surface_panels(df, meta), meta, plan), fig_path, shared_scale=shared_scale)
         for m in meta["surfaces"]:
             c = m["cragginess"]
             click.echo(f"{m['label']}: centre loss {m.get('center', {}).get('loss', float('nan')):.4g}, "

@@ -20,6 +20,31 @@ def test_surface_has_a_colour_bar_and_a_title_in_words(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
+def test_surfaces_side_by_side_on_one_loss_scale(tmp_path):
+    """shared_scale: the same colour bar range and 3-D z-axis for every panel (the lines' y-axes too);
+    without it each panel spans its own values."""
+    from landscape.plots.surface import plot_surfaces
+    a = np.linspace(-1, 1, 5)
+    bowl = np.add.outer(a ** 2, a ** 2)
+    panels = [{"a": a, "b": a, "z": bowl, "title": "smooth"}, {"a": a, "b": a, "z": 5 * bowl + 1, "title": "steep"}]
+
+    def scales(fig):
+        bars = [ax.get_ylim() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        zs = [ax.get_zlim() for ax in fig.axes if hasattr(ax, "get_zlim")]
+        return bars, zs
+    bars, zs = scales(plot_surfaces(panels, tmp_path / "own.png"))
+    assert bars[0] != bars[1] and zs[0] != zs[1]
+    bars, zs = scales(plot_surfaces(panels, tmp_path / "shared.png", shared_scale=True))
+    assert bars[0] == bars[1] and zs[0] == zs[1]
+    assert bars[0][0] <= 0 and bars[0][1] >= 11 and np.allclose(zs[0], (0, 11))
+    lines = [dict(p, z=p["z"][:, 2]) for p in panels]
+    fig = plot_surfaces(lines, shared_scale=True)
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
+    flat = [dict(p, z=np.full((5, 5), 2.0)) for p in panels]      # a constant surface still gets a scale
+    bars, _ = scales(plot_surfaces(flat, shared_scale=True))
+    assert bars[0][0] < 2.0 < bars[0][1]
+
+
 def test_lipschitz_panels_in_rows_with_one_legend_outside(tmp_path):
     from landscape.plots.lipschitz import plot_lipschitz
     rows = [{"variant": v, "direction": 0, "radius": r, "loss_lip": 0.01, "grad_lip": 1.5, "grad_lip_fixed": 1.5,

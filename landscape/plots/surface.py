@@ -12,7 +12,6 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-
 def cragginess_words(c: dict) -> str:
     """The cragginess numbers in words, for figure titles."""
     m = int(c.get("local_minima", 0))
@@ -37,13 +36,33 @@ def _title(p: dict) -> str:
     return _wrap(title)
 
 
-def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels: int = 20):
+def shared_limits(panels: list[dict]) -> tuple[float, float] | None:
+    """The smallest and largest finite loss over every panel (None if there is none), widened where
+    they are equal, so that a constant surface still gets a scale."""
+    finite = [z[np.isfinite(z)] for z in (np.asarray(p["z"], dtype=float).ravel() for p in panels)]
+    finite = np.concatenate(finite) if finite else np.empty(0)
+    if finite.size == 0:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        pad = max(abs(lo) * 1e-3, 1e-6)
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
+
+
+def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels: int = 20,
+                  shared_scale: bool = False):
     """``panels``: dicts with ``a``, ``b`` (1-D grids), ``z`` (array ``[i_a, i_b]``, or 1-D), ``title``
     (words: model, loss, attack and budget; may hold line breaks), ``cragginess`` and ``directions``.
 
     2-D panels get a filled contour map with its colour bar (loss) above a 3-D view of the same
-    grid; 1-D panels a line. The trained weights sit at the origin (marked). Returns the figure;
-    saves it to ``path`` if given."""
+    grid; 1-D panels a line. The trained weights sit at the origin (marked). ``shared_scale``: one
+    loss scale for every panel (the same contour levels, colours, 3-D z-axis and, for lines, y-axis),
+    so that models side by side compare at a glance; otherwise each panel spans its own values.
+    Returns the figure; saves it to ``path`` if given."""
+    lim = shared_limits(panels) if shared_scale else None
+    if lim is not None:      # round levels that cover every panel's values
+        levels = MaxNLocator(nbins=int(levels)).tick_values(*lim)
     k = len(panels)
     two_d = any(np.asarray(p["z"]).ndim == 2 and min(np.asarray(p["z"]).shape) > 1 for p in panels)
     n_title = max((_title(p).count("\n") + 1 for p in panels), default=1)
@@ -68,7 +87,10 @@ def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels:
             ax.set_aspect("equal", adjustable="box")
             ax.set_title(title, fontsize=8.5)
             ax3 = fig.add_subplot(2, k, k + j + 1, projection="3d")
-            ax3.plot_surface(A, B, z, cmap="viridis", linewidth=0, antialiased=True)
+            span = {} if lim is None else {"vmin": lim[0], "vmax": lim[1]}
+            ax3.plot_surface(A, B, z, cmap="viridis", linewidth=0, antialiased=True, **span)
+            if lim is not None:
+                ax3.set_zlim(*lim)
             ax3.set_xlabel(xl.split(" (")[0], fontsize=7)
             ax3.set_ylabel(yl, fontsize=7)
             ax3.set_zlabel("loss", fontsize=8)
@@ -82,6 +104,9 @@ def plot_surfaces(panels: list[dict], path: str | Path | None = None, *, levels:
             ax.legend(fontsize=7, frameon=False)
             ax.set_xlabel(f"{xl} (coefficient)")
             ax.set_ylabel("loss")
+            if lim is not None:
+                pad = 0.05 * (lim[1] - lim[0])
+                ax.set_ylim(lim[0] - pad, lim[1] + pad)
             ax.set_title(title, fontsize=8.5)
     fig.tight_layout()
     if path is not None:

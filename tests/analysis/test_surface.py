@@ -183,6 +183,27 @@ def test_cli_surface_two_runs_with_the_same_file_name(cli_run, tmp_path):
     meta = json.loads((tmp_path / "s.json").read_text())["meta"]
     assert set(meta["cragginess"]) == {"run_a", "run_b"}
     assert set(pd.read_csv(tmp_path / "s.csv")["checkpoint"]) == {"run_a", "run_b"}
+    assert meta["figure"] == {"shared_scale": False}
+
+
+def test_cli_surface_shared_scale(cli_run, tmp_path, monkeypatch):
+    """--shared-scale draws the panels on one loss scale, and the results say so."""
+    import json
+
+    import landscape.plots.surface as plots
+    a = make_ckpt(tmp_path / "a.pt", seed=0)
+    b = make_ckpt(tmp_path / "b.pt", seed=1)
+    figures = []
+    draw = plots.plot_surfaces
+    monkeypatch.setattr(plots, "plot_surfaces", lambda *args, **kw: figures.append(draw(*args, **kw)) or figures[-1])
+    r = cli_run(["surface", a, b, "--loss", "clean", "--grid", "3", "--n-examples", "8", "--shared-scale",
+                 "--out", tmp_path / "s.png"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s.json").read_text())["meta"]["figure"] == {"shared_scale": True}
+    zlims = [ax.get_zlim() for ax in figures[0].axes if hasattr(ax, "get_zlim")]
+    assert len(zlims) == 2 and zlims[0] == zlims[1]
+    z = pd.read_csv(tmp_path / "s.csv").loss
+    assert np.allclose(zlims[0], (z.min(), z.max()))
 
 
 def test_jump_statistics_see_steps_that_the_range_normalised_mean_misses():
