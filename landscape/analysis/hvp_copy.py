@@ -105,16 +105,13 @@ def input_rows(a: torch.Tensor, geo: _Geometry) -> torch.Tensor:
 
 def _wgrad_few_channels(g: torch.Tensor, a: torch.Tensor, geo: _Geometry, w_shape, rows=None) -> torch.Tensor:
     """``wgrad`` for few input channels: the (C*kh*kw, N*Ho*Wo) unfolded patches of ``a`` (``rows``
-    transposed, when the caller has them) times the (N*Ho*Wo, O) output gradient (a view of a
-    channels_last ``g``)."""
+    transposed; unfolded here when the caller has none) times the (N*Ho*Wo, O) output gradient (a
+    view of a channels_last ``g``)."""
     n, cout, ho, wo = g.shape
     if rows is None:
-        patches = F.unfold(a, geo.kernel, padding=tuple(geo.padding))      # (N, C*kh*kw, Ho*Wo)
-        cols = patches.transpose(0, 1).reshape(patches.shape[1], n * ho * wo)
-    else:
-        cols = rows.t()
+        rows = input_rows(a, geo)
     gm = g.permute(0, 2, 3, 1).reshape(n * ho * wo, cout)
-    return (cols @ gm).t().reshape(w_shape)
+    return (rows.t() @ gm).t().reshape(w_shape)
 
 
 def _forward_few_channels(a: torch.Tensor, w: torch.Tensor, geo: _Geometry, rows=None) -> torch.Tensor:
