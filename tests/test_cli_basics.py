@@ -169,3 +169,18 @@ def test_import_reads_back_a_landscape_model(tmp_path, cli_run):
     _one_error_line(cli_run(["import", sd, "--arch", "preact-resnet18", "--hidden", "128", "--dataset",
                              "fashion-mnist-mini", "--out", tmp_path / "bad.pt"]), "preact-resnet18 does not take hidden")
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_a_train_refused_before_its_work_leaves_no_folders(tmp_path, cli_run):
+    """A run refused by a check made under the run lock (here: a budget larger than the image) must
+    remove every folder it made for itself, the run folder's missing parents too, and no other."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    out = tmp_path / "runs" / "deep" / "run"
+    _one_error_line(cli_run(["train", "--norm", "l0", "--eps", "5000", "--epochs", "1", "--out", out]),
+                    "larger than the image")
+    assert {p.name for p in tmp_path.iterdir()} - {"cache"} == {"kept"}  # cache: the data cache's
+    out = kept / "run"
+    _one_error_line(cli_run(["train", "--norm", "l0", "--eps", "5000", "--epochs", "1", "--out", out]),
+                    "larger than the image")
+    assert kept.is_dir() and list(kept.iterdir()) == []

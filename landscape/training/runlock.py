@@ -160,6 +160,16 @@ def claim_run_files(out: str | Path) -> None:
     claim(ck)
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, innermost first (what ``mkdir(parents=True)``
+    will create), so that a run failing before it writes anything leaves no empty folders behind."""
+    out, d = [], folder.absolute()
+    while not d.exists() and d != d.parent:
+        out.append(d)
+        d = d.parent
+    return out
+
+
 def locks_run_folder(train):
     """Decorate ``train(recipe, *, out=..., ...)``: lock ``out`` and claim its files while it runs
     (on the main process only; under torchrun the other ranks write nothing)."""
@@ -171,7 +181,7 @@ def locks_run_folder(train):
         if out is None or not from_env().is_main:
             return train(*args, **kwargs)
         folder = Path(out)
-        created = not folder.exists()
+        created = _missing_folders(folder)
         lock = RunLock(folder).acquire()
         try:
             if lock.stale:
@@ -181,11 +191,11 @@ def locks_run_folder(train):
             return train(*args, **kwargs)
         finally:
             lock.release()
-            if created:
+            for d in created:  # the folders this run made, innermost first: only those it left empty
                 try:
-                    folder.rmdir()  # only if the run failed before writing anything
+                    d.rmdir()
                 except OSError:
-                    pass
+                    break
 
     return locked
 
