@@ -211,24 +211,18 @@ class Plan:
     passes: float = 0.0                            # forward+backward passes per example (upper bound)
     seconds: float | None = None
     precision: str = "float32"                     # sPGD's search (eval) or Lanczos's products (hessian); the estimate prices float32
+    budget_n_examples: int | None = None           # the budget's sample, where the split holds fewer (then all of it)
+    sample_note: str = ""
 
     def estimate(self, model, x, batch_size: int = 256) -> float:
         """Estimate the time (seconds) from one timed batch and :attr:`passes`."""
         self.seconds = self.passes * (self.n_examples or len(x)) * seconds_per_pass(model, x, batch_size)
         return self.seconds
 
-    def estimate_checkpoint(self, ck, device, batch_size: int = 256, split: str = "test", copies: int = 1) -> float:
-        """:meth:`estimate` with ``ck``'s model and a batch of its ``split``, times ``copies`` (checkpoints)."""
-        model = ck.model(device=device)
-        ds = ck.load_dataset(split).subset(min(batch_size, 64), seed=0)
-        self.estimate(model, ds.images.float().div(255).to(device), batch_size)
-        self.seconds *= copies
-        return self.seconds
-
     def describe(self) -> str:
         parts = [f"{role}: {describe_attack(a)}" for role, a in self.attacks.items() if a is not None]
         if self.n_examples is not None:
-            parts.append(f"{self.n_examples:,} examples")
+            parts.append(f"{self.n_examples:,} examples" + (f" ({self.sample_note})" if self.sample_note else ""))
         parts += [f"{KNOB_LABELS.get(k, k.replace('_', ' '))} {v}" for k, v in self.knobs.items()]
         text = f"landscape {self.command}: {self.budget} budget ({self.why}"
         if self.budget != "full":
@@ -255,6 +249,7 @@ class Plan:
         from .threads import CHOSEN
         rec = {"budget": self.budget, "budget_source": self.why, "overrides": list(self.overrides),
                "n_examples": self.n_examples, "precision": self.precision,
+               **({"budget_n_examples": self.budget_n_examples} if self.budget_n_examples is not None else {}),
                "attacks": {r: attack_record(a) for r, a in self.attacks.items() if a is not None},
                **{k: v for k, v in self.knobs.items()}}
         if self.seconds is not None:
@@ -399,6 +394,14 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     dev = resolve_device(opts.get("device", "auto"))
     knob_names = [k for k in COMMANDS[command][NAMES[0]] if k != "n_examples"]
     p = plan(command, budget, dev, n_examples=opts.get("n_examples"), **{k: opts.get(k) for k in knob_names})
+    split = opts.get("split", "test")
+    data = ck.load_dataset(split, data_dir=opts.get("data_dir"))
+    if p.n_examples is not None and p.n_examples > len(data):
+        if opts.get("n_examples") is not None:   # asked for: an error, before the plan line
+            data.subset_indices(int(opts["n_examples"]))  # raises: more than the split holds
+        # the budget's sample is more than the split holds (a small dataset): all of the split, said so
+        p.budget_n_examples, p.n_examples = p.n_examples, len(data)
+        p.sample_note = f"the whole {split} split; the budget's {p.budget_n_examples:,} is more than it holds"
     if "n_examples" in opts or command in COMMANDS:
         opts["n_examples"] = p.n_examples
     for k in knob_names:
@@ -436,9 +439,8 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
         if command == "hessian":
             _validate.hessian_precision(p.precision, opts.get("method", "lanczos"), opts.get("dtype", "float32"))
         p.overrides.append(f"--precision {p.precision}")
-    split = opts.get("split", "test")
     model = ck.model(device=dev)
-    sample = ck.load_dataset(split, data_dir=opts.get("data_dir")).subset(min(int(opts.get("batch_size") or 256), 64), seed=0)
+    sample = data.subset(min(int(opts.get("batch_size") or 256), 64, len(data)), seed=0)
     p.estimate(model, sample.images.float().div(255).to(dev), int(opts.get("batch_size") or 256))
     p.seconds *= len(checkpoints)
     from .distributed import from_env

@@ -184,3 +184,24 @@ def test_a_train_refused_before_its_work_leaves_no_folders(tmp_path, cli_run):
     _one_error_line(cli_run(["train", "--norm", "l0", "--eps", "5000", "--epochs", "1", "--out", out]),
                     "larger than the image")
     assert kept.is_dir() and list(kept.iterdir()) == []
+
+
+def test_a_budget_sample_larger_than_the_split_takes_the_whole_split(tmp_path, cli_run, monkeypatch):
+    """The budget's default sample (smoke: 32 images) on a split of 4 images: all 4, said in the plan line
+    and recorded; asking for more than the split holds with --n-examples is one error line, before the plan."""
+    import json
+    write_tarball("cifar10", tmp_path)
+    _, path = _spgd_file(tmp_path)
+    ck = tmp_path / "ck.pt"
+    assert cli_run(["import", path, "--arch", "preact-resnet18", "--activation", "softplus", "--width", "0.125",
+                    "--dataset", "cifar10", "--norm", "l0", "--eps", "20", "--out", ck]).exit_code == 0
+    out = tmp_path / "ev.json"
+    monkeypatch.setenv("LANDSCAPE_NO_PROGRESS", "0")  # the plan line on, as for a user
+    r = cli_run(["eval", ck, "--attack", "spgd", "--budget", "smoke", "--data-dir", tmp_path, "--out", out])
+    assert r.exit_code == 0, r.output
+    assert "4 examples (the whole test split; the budget's 32 is more than it holds)" in r.stderr
+    plan = json.loads(out.read_text())["meta"]["plan"]
+    assert plan["n_examples"] == 4 and plan["budget_n_examples"] == 32
+    r = cli_run(["eval", ck, "--attack", "spgd", "--budget", "smoke", "--data-dir", tmp_path, "--n-examples", "5",
+                 "--out", tmp_path / "ev2.json"])
+    _one_error_line(r, "--n-examples 5 is more than the 4 images of the cifar10 test split")
