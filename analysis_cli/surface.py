@@ -98,7 +98,9 @@ def surface(checkpoints, out, directions_from, max_chunks, shared_scale, **opts)
         plot_surfaces(_titled(api.surface_panels(df, meta), meta, plan), fig_path, shared_scale=shared_scale)
         for m in meta["surfaces"]:
             c = m["cragginess"]
-            click.echo(f"{m['label']}: centre loss {m.get('center', {}).get('loss', float('nan')):.4g}, "
+            centre = (f"centre loss {m['center']['loss']:.4g}" if "center" in m else
+                      "the centre (0, 0) is not a grid point")
+            click.echo(f"{m['label']}: {centre}, "
                        f"jump_ratio {c['jump_ratio']:.4g}, jump_fraction {c['jump_fraction']:.4g}, "
                        f"second_diff {c['second_diff']:.4g}, local_minima {c['local_minima']} "
                        f"({m['directions']['kind']} directions, range {m['range'][0]:g}:{m['range'][1]:g})")

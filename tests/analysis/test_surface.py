@@ -184,6 +184,10 @@ def test_cli_surface_two_runs_with_the_same_file_name(cli_run, tmp_path):
     assert set(meta["cragginess"]) == {"run_a", "run_b"}
     assert set(pd.read_csv(tmp_path / "s.csv")["checkpoint"]) == {"run_a", "run_b"}
     assert meta["figure"] == {"shared_scale": False}
+    assert "run_a: centre loss " in r.stdout
+    r = cli_run(["surface", a, "--loss", "clean", "--grid", "2", "--n-examples", "8", "--out", tmp_path / "even.png"])
+    assert r.exit_code == 0, r.output
+    assert "run_a: the centre (0, 0) is not a grid point" in r.stdout and "nan" not in r.stdout.split("jump_ratio")[0]
 
 
 def test_cli_surface_shared_scale(cli_run, tmp_path, monkeypatch):
