@@ -81,9 +81,10 @@ def surface(checkpoints, out, directions_from, max_chunks, shared_scale, **opts)
     fig_path, csv_path, json_path = out_paths(out or beside(checkpoints[0], "surface"))
     claim_outputs({"save_directions": opts.get("save_directions")})  # before any work; never a checkpoint
     rank, opts["device"], started = api.init_distributed(opts["device"])
+    opts["directions_from"] = directions_from   # checked with the other options, before the plan line
     plan = budgets.prepare("surface", checkpoints, opts, budget=opts.pop("budget"))
     try:
-        df, meta = api.loss_surface(checkpoints, directions_from=directions_from, max_chunks=max_chunks,
+        df, meta = api.loss_surface(checkpoints, max_chunks=max_chunks,
                                     partial=fig_path.with_name(f".{fig_path.stem}.partial"), **opts)
         if not meta["complete"]:
             m = meta["surfaces"][-1]

@@ -391,6 +391,13 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
         check_smoothing(opts["smoothing"])
     _validate.solver_options(tol=opts.get("tol"))
     ck = api._load(checkpoints[0])
+    if opts.get("directions_from") is not None:   # surface: the saved plane fits every checkpoint (before the plan)
+        from .analysis.directions import load_directions
+        path = opts["directions_from"]
+        if not os.path.exists(path):
+            raise LandscapeError(f"directions file not found: {path}")
+        for i, c in enumerate(checkpoints):
+            load_directions(path, (ck if i == 0 else api._load(c)).model(), k=int(opts.get("dims") or 2))
     dev = resolve_device(opts.get("device", "auto"))
     knob_names = [k for k in COMMANDS[command][NAMES[0]] if k != "n_examples"]
     p = plan(command, budget, dev, n_examples=opts.get("n_examples"), **{k: opts.get(k) for k in knob_names})

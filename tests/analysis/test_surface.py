@@ -126,7 +126,7 @@ def ckpts(tmp_path_factory):
             make_ckpt(d / "wide.pt", None, seed=2, width=6))
 
 
-def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
+def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path, monkeypatch):
     ck, other, wide = ckpts
     base = ["surface", ck, "--grid", "3", "--n-examples", "16", "--seed", "1"]
     r = cli_run(base + ["--out", tmp_path / "full.png", "--save-directions", tmp_path / "d.pt"])
@@ -164,10 +164,16 @@ def test_cli_surface_resume_and_directions(cli_run, ckpts, tmp_path):
     np.testing.assert_allclose(two[two.checkpoint == "l0"].loss.to_numpy(), full.loss.to_numpy(), rtol=1e-5)
     assert set(json.loads((tmp_path / "two.json").read_text())["meta"]["cragginess"]) == {"l0", "other"}
 
-    # a direction file of another architecture: one clear line, exit 2, earlier results untouched
+    # a direction file of another architecture, a missing one, a file of another kind: one clear line
+    # (before the plan line, which is on here as for a user), exit 2, earlier results untouched
+    monkeypatch.setenv("LANDSCAPE_NO_PROGRESS", "0")
     before = (tmp_path / "full.csv").read_bytes()
-    r = cli_run(["surface", wide, "--directions-from", tmp_path / "d.pt", "--grid", "3", "--out", tmp_path / "full.png"])
-    assert r.exit_code == 2 and "does not fit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    for given, said in ((tmp_path / "d.pt", "does not fit"), (tmp_path / "nope.pt", "directions file not found"),
+                        (ck, "is not a landscape directions file")):
+        r = cli_run(["surface", wide, "--directions-from", given, "--grid", "3", "--out", tmp_path / "full.png"])
+        assert r.exit_code == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli_run(["surface", ck, wide, "--directions-from", tmp_path / "d.pt", "--grid", "3", "--out", tmp_path / "x.png"])
+    assert r.exit_code == 2 and "does not fit" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = cli_run(["surface", tmp_path / "missing.pt", "--out", tmp_path / "full.png"])
     assert r.exit_code == 2 and "not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert (tmp_path / "full.csv").read_bytes() == before
