@@ -46,7 +46,7 @@ _FLAG_OF_COMMAND = {"hessian": {"k": "topk"}}
 #: commands that write files: they take --overwrite (replace existing outputs they did not write)
 WRITERS = {"eval", "gradients", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
 #: commands that really resume when rerun after Ctrl-C
-RESUMABLE = {"train", "surface", "reproduce"}
+RESUMABLE = {"train", "surface", "reproduce", "eval"}
 
 
 def _one_line(msg: str) -> str:

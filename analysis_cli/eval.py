@@ -69,6 +69,8 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     Prints clean accuracy, the robust accuracy after each stage (for the sparse-AutoAttack cascade:
     spgd, spgd-projected, rs), the worst case and the time; writes PREFIX.csv and PREFIX.json.
     Every adversarial example is checked against the threat model before it is counted.
+    Finished batches are saved in .PREFIX.partial/ as they end: after Ctrl-C, rerunning the same
+    command goes on from the next batch, with the same results as an uninterrupted run.
     """
     from landscape.analysis import api
     from landscape.checkpoint import atomic_save
@@ -84,7 +86,8 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     plan = budgets.prepare("eval", checkpoint, opts, budget=opts.pop("budget"))
     if opts.get("precision") == "bfloat16":
         note_no_native_bf16(opts["device"])
-    df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None, **opts)
+    df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None,
+                                       partial=json_path.with_name(f".{json_path.stem}.partial"), **opts)
     meta["plan"] = plan.record()
     adv = meta.pop("adv", None)
     name = meta["attack_name"]

@@ -16,11 +16,25 @@ Rows: ``clean``; one row per stage of a cascade (the share of examples surviving
 every stage up to that one), or one row named after a single attack; and ``worst-case`` (surviving
 everything; equal to the last stage). ``x`` may be a float tensor in [0,1] (N,C,H,W) or an
 :class:`~landscape.data.ImageDataset` (uint8; ``y`` is then ignored and may be None).
+
+Resuming: with ``partial=FOLDER`` every finished batch is saved into ``FOLDER`` (one file per batch,
+written atomically, beside a key of everything that changes the numbers: the model's weights, the
+images and labels, the attack's configuration, the threat model, the batch size and the device).
+Run again with the same arguments, the evaluation reads the finished batches back, restores torch's
+generator as it was after the last of them, and goes on from the next one, so an interrupted
+evaluation ends with the same table (seconds aside) and the same adversarial examples as an
+uninterrupted one. A folder with another key is not mixed in: it is reported and replaced. The
+folder is removed when the evaluation completes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -57,7 +71,8 @@ def _resolve_device(model: torch.nn.Module, device):
 
 
 class _Tally:
-    """Counts and seconds per stage, and the per-example results kept for ``save_adv``."""
+    """Counts and seconds per stage, and the per-example results kept for ``save_adv``, summed over
+    per-batch records (:func:`_record`), whether computed now or read back from a partial folder."""
 
     def __init__(self, names: list[str], save_adv: bool):
         self.names = names
@@ -68,25 +83,16 @@ class _Tally:
         self.save_adv = save_adv
         self.advs, self.robust, self.clean = [], [], []
 
-    def add(self, batch, clean_ok: torch.Tensor, adv_ok: torch.Tensor, cascade: bool) -> None:
-        if cascade:
-            res = batch.result
-            for nm, alive, sec in zip(res.stage_names, res.survivors, res.seconds):
-                self.correct[nm] += int(alive.sum())
-                self.seconds[nm] += sec
-            # the cascade's survivors must agree with a fresh forward pass on what it returned
-            robust = res.survivors[-1] & adv_ok & clean_ok
-        else:
-            self.seconds[self.names[0]] += batch.seconds
-            robust = adv_ok & clean_ok
-            self.correct[self.names[0]] += int(robust.sum())
-        self.correct["clean"] += int(clean_ok.sum())
-        self.worst += int(robust.sum())
-        self.seen += len(batch.y)
+    def add(self, rec: dict) -> None:
+        for nm in ("clean", *self.names):
+            self.correct[nm] += rec["correct"][nm]
+            self.seconds[nm] += rec["seconds"][nm]
+        self.worst += int(rec["robust"].sum())
+        self.seen += rec["n"]
         if self.save_adv:
-            self.advs.append(batch.x_adv.detach().cpu())
-            self.robust.append(robust.cpu())
-            self.clean.append(clean_ok.cpu())
+            self.advs.append(rec["x_adv"])
+            self.robust.append(rec["robust"])
+            self.clean.append(rec["clean_ok"])
 
     def rows(self, n: int, wall: float) -> list[dict]:
         c, sec = self.correct, self.seconds
@@ -97,13 +103,99 @@ class _Tally:
         return rows
 
 
+def _record(batch, clean_ok: torch.Tensor, clean_seconds: float, adv_ok: torch.Tensor, names: list[str],
+            cascade: bool, save_adv: bool) -> dict:
+    """One batch's results: the examples surviving each stage, their seconds and (``save_adv``) the
+    adversarial examples, on the CPU."""
+    if cascade:
+        res = batch.result
+        correct = {nm: int(alive.sum()) for nm, alive in zip(res.stage_names, res.survivors)}
+        seconds = dict(zip(res.stage_names, (float(t) for t in res.seconds)))
+        # the cascade's survivors must agree with a fresh forward pass on what it returned
+        robust = res.survivors[-1] & adv_ok & clean_ok
+    else:
+        robust = adv_ok & clean_ok
+        correct, seconds = {names[0]: int(robust.sum())}, {names[0]: float(batch.seconds)}
+    return {"start": int(batch.start), "n": len(batch.y), "correct": {"clean": int(clean_ok.sum()), **correct},
+            "seconds": {"clean": float(clean_seconds), **seconds}, "robust": robust.cpu(),
+            "clean_ok": clean_ok.cpu(), "x_adv": batch.x_adv.detach().cpu() if save_adv else None}
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:24]
+
+
+class _Partial:
+    """The finished batches of one evaluation in a folder (see the module docstring)."""
+
+    KEY = "key.json"
+
+    def __init__(self, folder, config: dict):
+        self.folder = Path(folder)
+        self.config = config
+        self.key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def load(self) -> list[dict]:
+        """The saved batches in order, contiguous from the first; [] when there are none or they are of
+        another configuration (then the folder is cleared, with a warning)."""
+        if not (self.folder / self.KEY).exists():
+            self.remove()               # nothing readable (stopped before its first batch was saved)
+            return []
+        from .checkpoint import read_weights_only
+        try:
+            key = json.loads((self.folder / self.KEY).read_text()).get("key")
+            recs = [read_weights_only(f, note=False) for f in sorted(self.folder.glob("batch_*.pt"))]
+        except (OSError, ValueError, LandscapeError):
+            print(f"landscape: warning: ignoring unreadable partial results in {self.folder}; starting over",
+                  file=sys.stderr)
+            self.remove()
+            return []
+        if key != self.key:
+            print(f"landscape: warning: {self.folder} holds partial results of a different evaluation; "
+                  "starting over (they will be replaced)", file=sys.stderr)
+            self.remove()
+            return []
+        out, nxt = [], 0
+        for f, r in zip(sorted(self.folder.glob("batch_*.pt")), recs):
+            if r.get("start") != nxt:   # after a gap (never written so): keep the run before it, drop the rest
+                f.unlink()
+                continue
+            out.append(r)
+            nxt += r["n"]
+        return out
+
+    def save(self, rec: dict) -> None:
+        from .checkpoint import atomic_save, atomic_write_text
+        if not (self.folder / self.KEY).exists():
+            atomic_write_text(self.folder / self.KEY, json.dumps({"key": self.key, "config": self.config},
+                                                                default=str, indent=1))
+        atomic_save(rec, self.folder / f"batch_{rec['start']:09d}.pt")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _rng_state(dev: torch.device) -> dict:
+    state = {"cpu": torch.random.get_rng_state()}
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def _set_rng_state(state: dict, dev: torch.device) -> None:
+    torch.random.set_rng_state(state["cpu"])
+    if dev.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
 def _clean_correct(model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     with torch.no_grad(), model_mode(model, "eval"):
         return model(xb).argmax(1) == yb
 
 
 def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 256, device=None,
-             save_adv: bool = False, progress: bool | None = None) -> tuple[pd.DataFrame, dict]:
+             save_adv: bool = False, progress: bool | None = None, partial=None,
+             config: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Robust accuracy of ``model`` under ``attack`` (an :class:`Attack` or a :class:`Cascade`).
 
     Returns ``(df, meta)``. ``df`` has columns ``stage, accuracy, correct, n, seconds``.
@@ -112,6 +204,10 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     also holds ``meta["adv"] = {"x_adv", "y", "robust", "clean_correct"}`` (CPU tensors; pop it before
     writing the metadata as JSON). Every adversarial batch passes ``threat.assert_valid`` first: a
     result outside the threat model raises instead of being counted.
+
+    ``partial``: a folder for the finished batches, so that an interrupted evaluation resumes (see
+    the module docstring); ``config`` adds the caller's own description to its key (e.g. the
+    checkpoint's path). ``meta["resumed_examples"]`` counts the examples read back.
     """
     if batch_size < 1:
         raise LandscapeError(f"`batch_size` must be positive, got {batch_size}")
@@ -123,28 +219,48 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     threat = attack.threat
     threat.check_shape(x.shape)
     cascade = isinstance(attack, Cascade)
-    tally = _Tally([nm for nm, _ in attack.stages] if cascade else [attack.name], save_adv)
+    names = [nm for nm, _ in attack.stages] if cascade else [attack.name]
+    tally = _Tally(names, save_adv)
     t_start = time.perf_counter()
-    note(f"eval: {n} images, {budget_text(attack)}; batches of {batch_size} on {dev}", progress)
-    pbar = bar(total=n, desc=f"eval {attack.name} {threat}", progress=progress, unit="img")
+    store, wall_before = None, 0.0
+    if partial is not None:
+        store = _Partial(partial, {"config": dict(config or {}), "attack": attack.config(), "threat": threat.to_dict(),
+                                   "n": n, "batch_size": int(batch_size), "device": str(dev), "save_adv": bool(save_adv),
+                                   "weights": _digest(torch.cat([t.detach().reshape(-1).float().cpu()
+                                                                 for t in model.state_dict().values()] or [torch.zeros(0)])),
+                                   "images": _digest(x), "labels": _digest(y)})
+        for rec in store.load():
+            tally.add(rec)
+            wall_before = rec["wall"]
+        if tally.seen:
+            _set_rng_state(rec["rng"], dev)
+    resumed = tally.seen
+    note(f"eval: {n} images, {budget_text(attack)}; batches of {batch_size} on {dev}"
+         + (f"; {resumed} done in an earlier run, read back from {partial}" if resumed else ""), progress)
+    pbar = bar(total=n, initial=resumed, desc=f"eval {attack.name} {threat}", progress=progress, unit="img")
     try:
         for b in attack_batches(attack, model, x, y, batch_size, run=attack.run if cascade else None,
                                 prepare=lambda xb, yb: (_batch_floats(xb.to(dev)), yb.to(dev)),
-                                what=f"{attack.name} adversarial examples"):
+                                what=f"{attack.name} adversarial examples", start=resumed):
             t0 = time.perf_counter()
             clean_ok = _clean_correct(model, b.x, b.y)
-            tally.seconds["clean"] += time.perf_counter() - t0
-            tally.add(b, clean_ok, _clean_correct(model, b.x_adv, b.y), cascade)
+            rec = _record(b, clean_ok, time.perf_counter() - t0, _clean_correct(model, b.x_adv, b.y), names,
+                          cascade, save_adv)
+            tally.add(rec)
+            if store is not None:
+                store.save({**rec, "rng": _rng_state(dev), "wall": wall_before + time.perf_counter() - t_start})
             pbar.set_postfix(clean=f"{tally.correct['clean'] / tally.seen:.3f}",
                              robust=f"{tally.correct[tally.names[-1]] / tally.seen:.3f}")
             pbar.update(len(b.y))
     finally:
         pbar.close()
-    wall = time.perf_counter() - t_start
+    wall = wall_before + time.perf_counter() - t_start
+    if store is not None:
+        store.remove()
     meta = {"attack": attack.config(), "threat": threat.to_dict(), "threat_str": str(threat), "n": n,
             "batch_size": batch_size, "device": str(dev), "wall_seconds": wall,
             "clean_accuracy": tally.correct["clean"] / n, "robust_accuracy": tally.worst / n,
-            "validity_checked": True}
+            "validity_checked": True, "resumed_examples": resumed}
     if save_adv:
         meta["adv"] = {"x_adv": torch.cat(tally.advs), "y": y.cpu().clone(), "robust": torch.cat(tally.robust),
                        "clean_correct": torch.cat(tally.clean)}

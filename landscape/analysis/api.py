@@ -751,13 +751,15 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
                         steps: int | None = None, queries: int | None = None, restarts: int | None = None,
                         n_examples: int | None = 1000, batch_size: int = 256, split: str = "test",
                         save_adv: bool = False, device="cpu", seed: int = 0, data_dir=None,
-                        precision: str | None = None) -> tuple[pd.DataFrame, dict]:
+                        precision: str | None = None, partial=None) -> tuple[pd.DataFrame, dict]:
     """Robust accuracy of a checkpoint on a fixed subset of ``split`` under ``attack`` (default: the
     norm's strong attack), every adversarial example checked against the threat model.
     ``meta["adv"]`` holds the adversarial examples and the split indices with ``save_adv``.
     ``precision='bfloat16'`` runs sparse-PGD's search (spgd, spgd-projected, and sAA's two sPGD
     stages) under bf16 autocast, every verdict near the decision boundary settled in float32
-    (:class:`~landscape.attacks.SparsePGD`); the robust accuracy is always counted in float32."""
+    (:class:`~landscape.attacks.SparsePGD`); the robust accuracy is always counted in float32.
+    ``partial``: a folder for the finished batches; the same call again resumes from them
+    (:func:`landscape.evaluation.evaluate`; the CLI uses ``.<out>.partial`` beside its results)."""
     from ..attacks import AttackSpec, attack_for
     from ..evaluation import evaluate
     batch_size = _positive_int(batch_size, "batch_size")
@@ -784,7 +786,9 @@ def evaluate_checkpoint(checkpoint, *, attack: str | None = None, norm=None, eps
             precision = None
     atk = spec.with_(seed=seed, n_queries=queries, steps=steps, restarts=restarts, precision=precision).build(threat)
     torch.manual_seed(seed)
-    df, meta = evaluate(st.model, st.x, st.y, atk, batch_size=batch_size, device=st.device, save_adv=save_adv)
+    df, meta = evaluate(st.model, st.x, st.y, atk, batch_size=batch_size, device=st.device, save_adv=save_adv,
+                        partial=partial, config={"checkpoint": str(st.checkpoint.path), "split": split,
+                                                 "subset_seed": seed, "seed": seed})
     df.insert(0, "attack", name)
     df.insert(1, "norm", threat.norm)
     df.insert(2, "eps", threat.eps)

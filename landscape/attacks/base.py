@@ -204,9 +204,9 @@ class AttackedBatch:
 
 def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
                    check: bool = True, run: Callable | None = None, prepare: Callable | None = None,
-                   what: str | None = None) -> Iterator[AttackedBatch]:
+                   what: str | None = None, start: int = 0) -> Iterator[AttackedBatch]:
     """The one batched attack loop: run ``attack`` over ``(x, y)`` in batches of ``batch_size`` and
-    yield an :class:`AttackedBatch` per batch.
+    yield an :class:`AttackedBatch` per batch, from example ``start`` on (a resumed evaluation).
 
     ``prepare(xb, yb) -> (xb, yb)`` turns a slice into the attack's input (device, dtype); ``run``
     replaces ``attack(model, xb, yb)`` (a cascade's ``run``, whose result has ``x_adv``). With ``check``
@@ -217,7 +217,7 @@ def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, b
     runner = run if run is not None else attack
     threat = getattr(attack, "threat", None)
     what = what or f"{getattr(attack, 'name', 'attack')} examples"
-    for i in range(0, len(x), batch_size):
+    for i in range(int(start), len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         if prepare is not None:
             xb, yb = prepare(xb, yb)

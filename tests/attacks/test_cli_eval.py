@@ -64,3 +64,37 @@ def test_eval_missing_and_corrupt_checkpoint(cli_run, tmp_path):
     r = cli_run(["eval", bad])
     assert r.exit_code == 2 and r.stderr.startswith("landscape: error:")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_eval_interrupted_resumes_with_the_same_results(cli_run, tiny_ckpt, tmp_path, monkeypatch):
+    """Ctrl-C after the second of three batches keeps them in .PREFIX.partial/ (exit 130, saying so); the
+    same command again attacks only the last batch and writes what an uninterrupted run writes."""
+    import landscape.evaluation as ev
+    real = ev.attack_batches
+    base = ["eval", tiny_ckpt, "--attack", "saa", "--steps", "3", "--queries", "10", "--n-examples", "20",
+            "--batch-size", "8", "--device", "cpu"]
+    r = cli_run(base + ["--out", tmp_path / "whole", "--save-adv", tmp_path / "whole.pt"])
+    assert r.exit_code == 0, r.stderr
+
+    def stopping(*args, **kwargs):
+        for k, b in enumerate(real(*args, **kwargs)):
+            if k == 2:
+                raise KeyboardInterrupt
+            yield b
+    cmd = base + ["--out", tmp_path / "part", "--save-adv", tmp_path / "part.pt"]
+    with monkeypatch.context() as m:
+        m.setattr(ev, "attack_batches", stopping)
+        r = cli_run(cmd)
+    assert r.exit_code == 130 and "partial results were saved" in r.stderr
+    assert not (tmp_path / "part.csv").exists() and len(list((tmp_path / ".part.partial").glob("batch_*.pt"))) == 2
+    starts = []
+    with monkeypatch.context() as m:
+        m.setattr(ev, "attack_batches", lambda *a, **k: (starts.append(k["start"]), real(*a, **k))[1])
+        r = cli_run(cmd)
+    assert r.exit_code == 0, r.stderr
+    assert starts == [16] and not (tmp_path / ".part.partial").exists()
+    cols = ["attack", "norm", "eps", "stage", "accuracy", "correct", "n"]
+    assert pd.read_csv(tmp_path / "part.csv")[cols].equals(pd.read_csv(tmp_path / "whole.csv")[cols])
+    assert json.loads((tmp_path / "part.json").read_text())["meta"]["resumed_examples"] == 16
+    a, b = torch.load(tmp_path / "part.pt", weights_only=True), torch.load(tmp_path / "whole.pt", weights_only=True)
+    assert torch.equal(a["x_adv"], b["x_adv"]) and torch.equal(a["indices"], b["indices"])

@@ -93,3 +93,64 @@ def test_evaluate_accepts_dataset_and_checks_budget(mini_data):
     assert df["n"].iloc[0] == 16
     with pytest.raises(LandscapeError, match="larger than the image"):
         evaluate(model, sub, None, build_attack("spgd", "l0", 1000, steps=2))
+
+
+def _interrupt_after(monkeypatch, n_batches: int):
+    """Make evaluate's batch loop stop with Ctrl-C once ``n_batches`` batches are finished."""
+    import landscape.evaluation as ev
+    real = ev.attack_batches
+
+    def stopping(*args, **kwargs):
+        for k, b in enumerate(real(*args, **kwargs)):
+            if k == n_batches:
+                raise KeyboardInterrupt
+            yield b
+    monkeypatch.setattr(ev, "attack_batches", stopping)
+
+
+@pytest.mark.parametrize("which", ["saa seeded", "spgd on torch's generator"])
+def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(fixed, tmp_path, monkeypatch, which):
+    """Stopped after two of three batches and run again with ``partial``: the same table (seconds aside)
+    and the same adversarial examples as one uninterrupted run, the first two batches not recomputed.
+    An attack without a seed draws from torch's generator, which the resumed run restores."""
+    model, x, y = fixed
+    make = ((lambda: SparseAutoAttack(eps=1, steps=10, n_queries=20, seed=0)) if which.startswith("saa")
+            else (lambda: build_attack("spgd", "l0", 1, steps=10)))
+    torch.manual_seed(7)
+    whole, wmeta = evaluate(model, x, y, make(), batch_size=25, save_adv=True)
+    folder = tmp_path / ".ev.partial"
+    torch.manual_seed(7)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(model, x, y, make(), batch_size=25, save_adv=True, partial=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["batch_000000000.pt", "batch_000000025.pt", "key.json"]
+    torch.manual_seed(123)                      # whatever the generator holds now: the saved state is restored
+    calls = []
+    atk = make()
+    real_run = atk.run if hasattr(atk, "run") else None
+    if real_run is not None:
+        atk.run = lambda mdl, xb, yb: calls.append(len(xb)) or real_run(mdl, xb, yb)
+    else:
+        real_perturb = atk.perturb
+        atk.perturb = lambda mdl, xb, yb: calls.append(len(xb)) or real_perturb(mdl, xb, yb)
+    again, ameta = evaluate(model, x, y, atk, batch_size=25, save_adv=True, partial=folder)
+    assert calls == [10] and ameta["resumed_examples"] == 50       # only the last batch was attacked
+    cols = ["stage", "accuracy", "correct", "n"]
+    assert again[cols].equals(whole[cols])
+    assert torch.equal(ameta["adv"]["x_adv"], wmeta["adv"]["x_adv"])
+    assert torch.equal(ameta["adv"]["robust"], wmeta["adv"]["robust"])
+    assert not folder.exists()                  # removed once complete
+
+
+def test_partial_results_of_another_evaluation_are_not_mixed_in(fixed, tmp_path, monkeypatch, capsys):
+    model, x, y = fixed
+    folder = tmp_path / ".ev.partial"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(model, x, y, build_attack("spgd", "l0", 1, steps=10, seed=0), batch_size=25, partial=folder)
+    df, meta = evaluate(model, x, y, build_attack("spgd", "l0", 2, steps=10, seed=0), batch_size=25, partial=folder)
+    assert meta["resumed_examples"] == 0 and "different evaluation" in capsys.readouterr().err
+    ref, _ = evaluate(model, x, y, build_attack("spgd", "l0", 2, steps=10, seed=0), batch_size=25)
+    assert df["correct"].tolist() == ref["correct"].tolist() and not folder.exists()
