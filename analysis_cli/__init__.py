@@ -45,7 +45,8 @@ _FLAG_OF_COMMAND = {"hessian": {"k": "topk"}}
 
 #: commands that write files: they take --overwrite (replace existing outputs they did not write)
 WRITERS = {"eval", "gradients", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
-#: commands that really resume when rerun after Ctrl-C
+#: commands that really resume when rerun after Ctrl-C (interp and overlap: when they name a
+#: partial folder, ``common.keeps_partial``; interp --between does not)
 RESUMABLE = {"train", "surface", "reproduce", "eval"}
 
 
@@ -134,6 +135,7 @@ class LandscapeGroup(click.Group):
         from . import common
         argv = list(sys.argv[1:] if args is None else args)
         common.INVOCATION = "landscape " + shlex.join(str(a) for a in argv)
+        common.KEEPS_PARTIAL.clear()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -141,7 +143,7 @@ class LandscapeGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort):
-            if CURRENT in RESUMABLE:
+            if CURRENT in RESUMABLE or common.KEEPS_PARTIAL:
                 click.echo("landscape: interrupted (partial results were saved; rerun the same command to resume)",
                            err=True)
             else:

@@ -10,6 +10,17 @@ from landscape.errors import LandscapeError
 
 #: the command line that invoked the CLI (set by the group); stored in every result's metadata
 INVOCATION = ""
+#: set by a command whose work keeps its finished batches in a partial folder (see keeps_partial)
+KEEPS_PARTIAL: list = []
+
+
+def keeps_partial(json_path) -> "Path":
+    """The hidden partial folder beside a command's results (``.STEM.partial``), recorded so that
+    Ctrl-C says that finished batches were kept and that the same command resumes."""
+    p = Path(json_path)
+    folder = p.with_name(f".{p.stem}.partial")
+    KEEPS_PARTIAL.append(folder)
+    return folder
 
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda or cuda:N")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .common import (budget_option, claim_outputs, checkpoint_argument, data_dir_option, device_option, echo_table,
-                     note_no_native_bf16, seed_option, write_results)
+                     keeps_partial, note_no_native_bf16, seed_option, write_results)
 
 from landscape.attacks.spec import EVALUATION_ATTACKS
 
@@ -87,7 +87,7 @@ def eval_cmd(checkpoint, out, save_adv, **opts):
     if opts.get("precision") == "bfloat16":
         note_no_native_bf16(opts["device"])
     df, meta = api.evaluate_checkpoint(checkpoint, save_adv=save_adv is not None,
-                                       partial=json_path.with_name(f".{json_path.stem}.partial"), **opts)
+                                       partial=keeps_partial(json_path), **opts)
     meta["plan"] = plan.record()
     adv = meta.pop("adv", None)
     name = meta["attack_name"]

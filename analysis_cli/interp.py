@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, checkpoint_argument, echo_table, out_paths, parse_range, sample_options, strong_attack_options, write_results
+from .common import (beside, checkpoint_argument, echo_table, keeps_partial, out_paths, parse_range, sample_options,
+                     strong_attack_options, write_results)
 
 PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 
@@ -40,6 +41,8 @@ def interp(checkpoint, alpha_text, out, no_strong, **opts):
     budget = opts.pop("budget")
     opts.update(alphas=alphas, strong=not no_strong)
     plan = budgets.prepare("interp", checkpoint, opts, budget=budget)
+    if opts.get("between") is None:  # the attacks along x + alpha*delta keep their finished batches
+        opts["partial"] = keeps_partial(json_path)
     df, meta = api.interpolation(checkpoint, **opts)
     meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from .common import beside, checkpoint_argument, checkpoint_label, out_paths, sample_options, strong_attack_options, write_results
+from .common import (beside, checkpoint_argument, checkpoint_label, keeps_partial, out_paths, sample_options,
+                     strong_attack_options, write_results)
 
 
 @click.command()
@@ -29,7 +30,7 @@ def overlap(checkpoint, out, **opts):
 
     fig_path, csv_path, json_path = out_paths(out or beside(checkpoint, "overlap"))
     plan = budgets.prepare("overlap", checkpoint, opts, budget=opts.pop("budget"))
-    df, meta = api.pixel_overlap(checkpoint, **opts)
+    df, meta = api.pixel_overlap(checkpoint, partial=keeps_partial(json_path), **opts)
     meta["plan"] = plan.record()
     write_results(df, meta, csv_path, json_path)
     plot_overlap(df, fig_path, first=budgets.describe_attack(plan.attacks["first attack"]),

@@ -29,12 +29,7 @@ folder is removed when the evaluation completes.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -43,6 +38,7 @@ from .attacks.base import Attack, attack_batches, budget_text, model_mode
 from .attacks.saa import Cascade
 from .device import resolve_device
 from .errors import LandscapeError
+from .partial import BatchStore, digest, model_digest, rng_state, set_rng_state
 from .progress import bar, note
 
 
@@ -121,73 +117,6 @@ def _record(batch, clean_ok: torch.Tensor, clean_seconds: float, adv_ok: torch.T
             "clean_ok": clean_ok.cpu(), "x_adv": batch.x_adv.detach().cpu() if save_adv else None}
 
 
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:24]
-
-
-class _Partial:
-    """The finished batches of one evaluation in a folder (see the module docstring)."""
-
-    KEY = "key.json"
-
-    def __init__(self, folder, config: dict):
-        self.folder = Path(folder)
-        self.config = config
-        self.key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-    def load(self) -> list[dict]:
-        """The saved batches in order, contiguous from the first; [] when there are none or they are of
-        another configuration (then the folder is cleared, with a warning)."""
-        if not (self.folder / self.KEY).exists():
-            self.remove()               # nothing readable (stopped before its first batch was saved)
-            return []
-        from .checkpoint import read_weights_only
-        try:
-            key = json.loads((self.folder / self.KEY).read_text()).get("key")
-            recs = [read_weights_only(f, note=False) for f in sorted(self.folder.glob("batch_*.pt"))]
-        except (OSError, ValueError, LandscapeError):
-            print(f"landscape: warning: ignoring unreadable partial results in {self.folder}; starting over",
-                  file=sys.stderr)
-            self.remove()
-            return []
-        if key != self.key:
-            print(f"landscape: warning: {self.folder} holds partial results of a different evaluation; "
-                  "starting over (they will be replaced)", file=sys.stderr)
-            self.remove()
-            return []
-        out, nxt = [], 0
-        for f, r in zip(sorted(self.folder.glob("batch_*.pt")), recs):
-            if r.get("start") != nxt:   # after a gap (never written so): keep the run before it, drop the rest
-                f.unlink()
-                continue
-            out.append(r)
-            nxt += r["n"]
-        return out
-
-    def save(self, rec: dict) -> None:
-        from .checkpoint import atomic_save, atomic_write_text
-        if not (self.folder / self.KEY).exists():
-            atomic_write_text(self.folder / self.KEY, json.dumps({"key": self.key, "config": self.config},
-                                                                default=str, indent=1))
-        atomic_save(rec, self.folder / f"batch_{rec['start']:09d}.pt")
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _rng_state(dev: torch.device) -> dict:
-    state = {"cpu": torch.random.get_rng_state()}
-    if dev.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(dev)
-    return state
-
-
-def _set_rng_state(state: dict, dev: torch.device) -> None:
-    torch.random.set_rng_state(state["cpu"])
-    if dev.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], dev)
-
-
 def _clean_correct(model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     with torch.no_grad(), model_mode(model, "eval"):
         return model(xb).argmax(1) == yb
@@ -224,16 +153,15 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     t_start = time.perf_counter()
     store, wall_before = None, 0.0
     if partial is not None:
-        store = _Partial(partial, {"config": dict(config or {}), "attack": attack.config(), "threat": threat.to_dict(),
-                                   "n": n, "batch_size": int(batch_size), "device": str(dev), "save_adv": bool(save_adv),
-                                   "weights": _digest(torch.cat([t.detach().reshape(-1).float().cpu()
-                                                                 for t in model.state_dict().values()] or [torch.zeros(0)])),
-                                   "images": _digest(x), "labels": _digest(y)})
+        store = BatchStore(partial, {"config": dict(config or {}), "attack": attack.config(), "threat": threat.to_dict(),
+                                     "n": n, "batch_size": int(batch_size), "device": str(dev), "save_adv": bool(save_adv),
+                                     "weights": model_digest(model), "images": digest(x), "labels": digest(y)},
+                           what="evaluation")
         for rec in store.load():
             tally.add(rec)
             wall_before = rec["wall"]
         if tally.seen:
-            _set_rng_state(rec["rng"], dev)
+            set_rng_state(rec["rng"], dev)
     resumed = tally.seen
     note(f"eval: {n} images, {budget_text(attack)}; batches of {batch_size} on {dev}"
          + (f"; {resumed} done in an earlier run, read back from {partial}" if resumed else ""), progress)
@@ -248,7 +176,7 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
                           cascade, save_adv)
             tally.add(rec)
             if store is not None:
-                store.save({**rec, "rng": _rng_state(dev), "wall": wall_before + time.perf_counter() - t_start})
+                store.save({**rec, "rng": rng_state(dev), "wall": wall_before + time.perf_counter() - t_start})
             pbar.set_postfix(clean=f"{tally.correct['clean'] / tally.seen:.3f}",
                              robust=f"{tally.correct[tally.names[-1]] / tally.seen:.3f}")
             pbar.update(len(b.y))

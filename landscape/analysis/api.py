@@ -651,9 +651,10 @@ def pixel_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = False
                      attack_steps: int | None = None, strong_attack: str | None = None,
                      strong_steps: int | None = None, strong_queries: int | None = None, n_examples: int = 500,
                      split: str = "test", batch_size: int = 256, device="cpu", seed: int = 0,
-                     data_dir=None) -> tuple[pd.DataFrame, dict]:
+                     data_dir=None, partial=None) -> tuple[pd.DataFrame, dict]:
     """Per-image overlap of the pixels the training attack (default the norm's 1-step attack) and
-    the strong attack (default sparse-AutoAttack) perturb: IoU and the paper's overlap rate."""
+    the strong attack (default sparse-AutoAttack) perturb: IoU and the paper's overlap rate.
+    ``partial``: a folder for both attacks' finished batches; the same call again resumes from them."""
     from .overlap import location_overlap as _overlap
     st = setup(checkpoint, norm=norm, eps=eps, scale_budget=scale_budget, split=split, n_examples=n_examples,
                seed=seed, device=device, data_dir=data_dir, need_threat=True)
@@ -661,7 +662,8 @@ def pixel_overlap(checkpoint, *, norm=None, eps=None, scale_budget: bool = False
     b = make_attack(st.threat, "strong", strong_attack, steps=strong_steps, n_queries=strong_queries, seed=seed)
     from ..attacks.base import budget_text
     _note(f"overlap: {len(st.y)} {split} examples; {budget_text(a)} against {budget_text(b)}")
-    df, meta = _overlap(st.model, st.x, st.y, a, b, batch_size=_positive_int(batch_size, "batch_size"), seed=seed)
+    df, meta = _overlap(st.model, st.x, st.y, a, b, batch_size=_positive_int(batch_size, "batch_size"), seed=seed,
+                        partial=partial)
     meta.update({"analysis": "overlap", **st.meta(), "label": st.label})
     return df, meta
 
@@ -670,9 +672,10 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
                   attack: str | None = None, strong_attack: str | None = None, strong_steps: int | None = None,
                   strong_queries: int | None = None, strong: bool = True, between=None, bn_recalibrate: bool = False,
                   adversarial: bool = False, n_examples: int = 1000, split: str = "test", batch_size: int = 256,
-                  device="cpu", seed: int = 0, data_dir=None) -> tuple[pd.DataFrame, dict]:
+                  device="cpu", seed: int = 0, data_dir=None, partial=None) -> tuple[pd.DataFrame, dict]:
     """Accuracy along ``x + α·δ`` of the 1-step perturbation (Table 3 of the paper), or along the
-    straight line between the weights of ``checkpoint`` and ``between``."""
+    straight line between the weights of ``checkpoint`` and ``between``. ``partial``: a folder for the
+    attacks' finished batches along ``x + α·δ``; the same call again resumes from them."""
     from ..attacks.base import budget_text
     from .interp import interpolate_perturbations, interpolate_weights
     alphas = _validate.values("alpha", alphas)  # finite, at most MAX_POINTS: before any work
@@ -705,7 +708,7 @@ def interpolation(checkpoint, *, alphas: Sequence[float], norm=None, eps=None, s
         _note(f"interp: {len(alphas)} values of alpha on {len(st.y)} {split} examples; perturbation from "
               f"{budget_text(atk)}" + (f"; strong attack {budget_text(sa)}" if sa is not None else ""))
         df, meta = interpolate_perturbations(st.model, st.x, st.y, atk, alphas, strong_attack=sa,
-                                             batch_size=batch_size, seed=seed)
+                                             batch_size=batch_size, seed=seed, partial=partial)
         name = meta["attack"].get("attack", attack) if isinstance(meta["attack"], dict) else attack
         meta.update({"analysis": "interp", "x_interp": "clip(x + alpha * delta, 0, 1)",
                      "title": f"{st.label}: x + α·δ, δ from {name} at {st.threat}"})

@@ -20,6 +20,7 @@ buffers (``num_batches_tracked``) are taken from θ₁.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
@@ -27,17 +28,21 @@ import torch
 from torch import nn
 
 from ..attacks.base import model_mode, run_attack
+from ..partial import remove_empty
 from ..errors import LandscapeError
 from .objective import predict_stats
 
 
 def interpolate_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable,
                               alphas: Sequence[float], *, strong_attack: Callable | None = None,
-                              batch_size: int = 256, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """Accuracy and loss on ``x + α·δ`` for each α, plus the strong attack's row (see module doc)."""
+                              batch_size: int = 256, seed: int = 0, partial=None) -> tuple[pd.DataFrame, dict]:
+    """Accuracy and loss on ``x + α·δ`` for each α, plus the strong attack's row (see module doc).
+    ``partial``: a folder where both attacks keep their finished batches (``onestep/``, ``strong/``),
+    so that the same call again resumes (:func:`~landscape.attacks.base.run_attack`)."""
     from ..validate import values
     alphas = values("alpha", alphas)  # finite, at most MAX_POINTS: checked before the attack
-    x_adv = run_attack(attack, model, x, y, batch_size, seed=seed)
+    part = (lambda role: None) if partial is None else (lambda role: Path(partial) / role)
+    x_adv = run_attack(attack, model, x, y, batch_size, seed=seed, partial=part("onestep"))
     delta = x_adv - x
     rows = []
     for a in alphas:
@@ -47,11 +52,13 @@ def interpolate_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     meta = {"attack": _cfg(attack), "n_examples": int(len(x)),
             "perturbed_pixels_mean": float((delta != 0).any(dim=1).flatten(1).sum(1).float().mean()) if len(x) else 0.0}
     if strong_attack is not None:
-        xs = run_attack(strong_attack, model, x, y, batch_size, seed=seed)
+        xs = run_attack(strong_attack, model, x, y, batch_size, seed=seed, partial=part("strong"))
         loss, acc, _ = predict_stats(model, xs, y, batch_size)
         rows.append({"kind": "strong", "alpha": float("nan"), "acc": acc, "loss": loss})
         meta["strong_attack"] = _cfg(strong_attack)
         meta["strong_acc"] = acc
+    if partial is not None:
+        remove_empty(partial)           # both attacks complete: their folders are gone
     clean = predict_stats(model, x, y, batch_size)
     onestep = predict_stats(model, x_adv, y, batch_size)
     meta.update({"clean_acc": clean[1], "onestep_acc": onestep[1]})

@@ -21,6 +21,7 @@ flags, so other subsets are one filter away.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from ..attacks.base import run_attack
+from ..partial import remove_empty
 from .objective import predict_stats
 
 
@@ -54,12 +56,16 @@ def overlap_rate(s_train: torch.Tensor, s_strong: torch.Tensor) -> torch.Tensor:
 
 def location_overlap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_a: Callable, attack_b: Callable,
                      *, batch_size: int = 256, seed: int = 0, tol: float = 0.0,
-                     names: tuple[str, str] = ("onestep", "strong")) -> tuple[pd.DataFrame, dict]:
-    """Per-image pixel sets of two attacks and their IoU (see the module docstring)."""
+                     names: tuple[str, str] = ("onestep", "strong"), partial=None) -> tuple[pd.DataFrame, dict]:
+    """Per-image pixel sets of two attacks and their IoU (see the module docstring). ``partial``: a
+    folder where both attacks keep their finished batches (one subfolder each, named by ``names``), so
+    that the same call again resumes (:func:`~landscape.attacks.base.run_attack`)."""
     na, nb = names
     _, clean_acc, clean_ok = predict_stats(model, x, y, batch_size)
-    xa = run_attack(attack_a, model, x, y, batch_size, seed=seed)
-    xb = run_attack(attack_b, model, x, y, batch_size, seed=seed)
+    xa = run_attack(attack_a, model, x, y, batch_size, seed=seed, partial=None if partial is None else Path(partial) / na)
+    xb = run_attack(attack_b, model, x, y, batch_size, seed=seed, partial=None if partial is None else Path(partial) / nb)
+    if partial is not None:
+        remove_empty(partial)           # both attacks complete: their folders are gone
     _, acc_a, ok_a = predict_stats(model, xa, y, batch_size)
     _, acc_b, ok_b = predict_stats(model, xb, y, batch_size)
     sa, sb = perturbed_pixels(x, xa, tol), perturbed_pixels(x, xb, tol)

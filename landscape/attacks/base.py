@@ -232,26 +232,54 @@ def attack_batches(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, b
 
 def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, *,
                seed: int | None = None, check: bool = True, keep_rng: bool = False,
-               progress: bool | None = None, desc: str | None = None, with_logits: bool = False):
+               progress: bool | None = None, desc: str | None = None, with_logits: bool = False,
+               partial=None):
     """The adversarial examples of ``attack`` over all of ``x`` (:func:`attack_batches`, checked
     against the threat model unless ``check=False``). ``seed`` seeds torch's global generator once
     before the first batch; with ``keep_rng`` the generator's state is restored afterwards. ``desc``
     shows a progress bar over the batches (silenced like every bar). With ``with_logits``, returns
     ``(x_adv, logits)``: the attack's own logits on ``x_adv`` (:func:`attack_logits`) when it left
-    them for every batch, else ``logits`` is None."""
+    them for every batch, else ``logits`` is None.
+
+    ``partial``: a folder that keeps every finished batch (:class:`landscape.partial.BatchStore`,
+    keyed by the attack, the model's weights, ``x``, ``y``, the batch size, ``seed`` and ``check``);
+    the same call again reads them back, restores torch's generator as it was after the last of
+    them and attacks only the rest: the result equals an uninterrupted run's. The folder is removed
+    when the loop completes."""
+    from ..partial import BatchStore, digest, model_digest, rng_state, set_rng_state
     state = torch.random.get_rng_state() if keep_rng else None
     if seed is not None:
         torch.manual_seed(int(seed))
+    dev = x.device
+    store, outs, logits = None, [], []
     try:
-        batches = attack_batches(attack, model, x, y, batch_size, check=check)
+        if partial is not None:
+            store = BatchStore(partial, {"attack": attack.config() if hasattr(attack, "config") else repr(attack),
+                                         "threat": getattr(getattr(attack, "threat", None), "to_dict", lambda: None)(),
+                                         "weights": model_digest(model), "images": digest(x), "labels": digest(y),
+                                         "batch_size": int(batch_size), "seed": seed, "check": bool(check),
+                                         "with_logits": bool(with_logits), "device": str(dev)}, what="attack")
+            for rec in store.load():
+                outs.append(rec["x_adv"].to(dev))
+                logits.append(None if rec.get("logits") is None else rec["logits"].to(dev))
+            if outs:
+                set_rng_state(rec["rng"], dev)
+        done = sum(len(o) for o in outs)
+        batches = attack_batches(attack, model, x, y, batch_size, check=check, start=done)
         if desc is not None:
             from ..progress import bar
-            batches = bar(batches, total=-(-len(x) // batch_size), desc=desc, progress=progress, unit="batch")
-        outs, logits = [], []
+            batches = bar(batches, total=-(-len(x) // batch_size), initial=len(outs), desc=desc, progress=progress,
+                          unit="batch")
         for b in batches:      # the attack's state is this batch's until the next one is drawn
             outs.append(b.x_adv)
             if with_logits:
                 logits.append(attack_logits(attack, len(b.x_adv)))
+            if store is not None:
+                store.save({"start": b.start, "n": len(b.x_adv), "x_adv": b.x_adv.cpu(),
+                            "logits": logits[-1].detach().cpu() if with_logits and logits[-1] is not None else None,
+                            "rng": rng_state(dev)})
+        if store is not None:
+            store.remove()
     finally:
         if state is not None:
             torch.random.set_rng_state(state)

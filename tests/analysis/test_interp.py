@@ -106,3 +106,37 @@ def test_cli_interp_default_saa_takes_budgets(cli_run, l0_ckpt, tmp_path):
     assert strong["attack"] == "saa"
     assert strong["stages"]["spgd"]["steps"] == 2 and strong["stages"]["spgd-projected"]["steps"] == 2
     assert strong["stages"]["rs"]["n_queries"] == 3
+
+
+def test_cli_interp_interrupted_in_the_strong_attack_resumes(cli_run, l0_ckpt, tmp_path, monkeypatch):
+    """Ctrl-C in the strong attack's second batch keeps its first (exit 130); the same command again
+    goes on from there and writes what an uninterrupted run writes. --between keeps nothing (it says so)."""
+    import landscape.attacks.base as base
+    real = base.attack_batches
+    cmd = ["interp", l0_ckpt, "--alpha", "0:1:0.5", "--n-examples", "12", "--batch-size", "5",
+           "--strong-attack", "spgd", "--strong-steps", "3"]
+    assert cli_run(cmd + ["--out", tmp_path / "whole.png"]).exit_code == 0
+    calls = []
+
+    def stopping(*args, **kwargs):
+        calls.append(kwargs.get("start", 0))
+        for k, b in enumerate(real(*args, **kwargs)):
+            if len(calls) == 2 and k == 1:
+                raise KeyboardInterrupt
+            yield b
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", stopping)
+        r = cli_run(cmd + ["--out", tmp_path / "part.png"])
+    assert r.exit_code == 130 and "partial results were saved" in r.stderr
+    calls.clear()
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", lambda *a, **k: (calls.append(k.get("start", 0)), real(*a, **k))[1])
+        assert cli_run(cmd + ["--out", tmp_path / "part.png"]).exit_code == 0
+    assert calls == [0, 5] and not (tmp_path / ".part.partial").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part.csv"), pd.read_csv(tmp_path / "whole.csv"))
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", stopping)
+        calls[:] = [0]                   # the next call is the second: it stops in its second batch
+        r = cli_run(["interp", l0_ckpt, "--between", l0_ckpt, "--adversarial", "--alpha", "0,1", "--n-examples", "12",
+                     "--batch-size", "5", "--out", tmp_path / "between.png"])
+    assert r.exit_code == 130 and "nothing was written" in r.stderr

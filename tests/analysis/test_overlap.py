@@ -58,3 +58,34 @@ def test_cli_overlap(cli_run, tmp_path):
     df = pd.read_csv(tmp_path / "ov.csv")
     assert len(df) == 8 and ((df.iou.dropna() >= 0) & (df.iou.dropna() <= 1)).all()
     assert (df.pixels_onestep <= 3).all() and (tmp_path / "ov.png").exists()
+
+
+def test_cli_overlap_interrupted_in_the_strong_attack_resumes(cli_run, tmp_path, monkeypatch):
+    """Ctrl-C in the second batch of the strong attack: the 1-step attack's and the strong attack's
+    finished batches are kept (exit 130, saying so); the same command again attacks only what is left
+    and writes the table an uninterrupted run writes; the partial folder is gone afterwards."""
+    import landscape.attacks.base as base
+    real = base.attack_batches
+    ck = make_ckpt(tmp_path / "l0.pt", {"norm": "l0", "eps": 3})
+    cmd = ["overlap", ck, "--n-examples", "12", "--batch-size", "5", "--strong-attack", "saa", "--strong-steps", "3",
+           "--strong-queries", "5"]
+    assert cli_run(cmd + ["--out", tmp_path / "whole.png"]).exit_code == 0
+    calls = []
+
+    def stopping(*args, **kwargs):
+        calls.append(kwargs.get("start", 0))
+        for k, b in enumerate(real(*args, **kwargs)):
+            if len(calls) == 2 and k == 1:
+                raise KeyboardInterrupt
+            yield b
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", stopping)
+        r = cli_run(cmd + ["--out", tmp_path / "part.png"])
+    assert r.exit_code == 130 and "partial results were saved" in r.stderr
+    assert [p.name for p in sorted((tmp_path / ".part.partial").iterdir())] == ["strong"]  # the 1-step one completed
+    calls.clear()
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", lambda *a, **k: (calls.append(k.get("start", 0)), real(*a, **k))[1])
+        assert cli_run(cmd + ["--out", tmp_path / "part.png"]).exit_code == 0
+    assert calls == [0, 5] and not (tmp_path / ".part.partial").exists()   # 1-step again (cheap); strong from 5
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part.csv"), pd.read_csv(tmp_path / "whole.csv"))

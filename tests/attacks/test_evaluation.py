@@ -154,3 +154,33 @@ def test_partial_results_of_another_evaluation_are_not_mixed_in(fixed, tmp_path,
     assert meta["resumed_examples"] == 0 and "different evaluation" in capsys.readouterr().err
     ref, _ = evaluate(model, x, y, build_attack("spgd", "l0", 2, steps=10, seed=0), batch_size=25)
     assert df["correct"].tolist() == ref["correct"].tolist() and not folder.exists()
+
+
+def test_run_attack_resumes_from_its_partial_folder(fixed, tmp_path, monkeypatch):
+    """run_attack(partial=...) stopped after one of three batches and called again: the same adversarial
+    examples and logits as one uninterrupted call, only the rest attacked; torch's generator (which an
+    attack without a seed draws from) is restored from the saved state."""
+    import landscape.attacks.base as base
+    from landscape.attacks.base import run_attack
+    model, x, y = fixed
+    whole, wl = run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True)
+    folder = tmp_path / "p"
+    real = base.attack_batches
+
+    def stopping(*args, **kwargs):
+        for k, b in enumerate(real(*args, **kwargs)):
+            if k == 1:
+                raise KeyboardInterrupt
+            yield b
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", stopping)
+        with pytest.raises(KeyboardInterrupt):
+            run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True,
+                       partial=folder)
+    assert len(list(folder.glob("batch_*.pt"))) == 1
+    starts = []
+    with monkeypatch.context() as m:
+        m.setattr(base, "attack_batches", lambda *a, **k: (starts.append(k["start"]), real(*a, **k))[1])
+        again, al = run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True,
+                               partial=folder)
+    assert starts == [25] and torch.equal(again, whole) and torch.equal(al, wl) and not folder.exists()
