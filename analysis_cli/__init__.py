@@ -45,9 +45,9 @@ _FLAG_OF_COMMAND = {"hessian": {"k": "topk"}}
 
 #: commands that write files: they take --overwrite (replace existing outputs they did not write)
 WRITERS = {"eval", "gradients", "import", "hessian", "density", "surface", "interp", "lipschitz", "overlap", "report"}
-#: commands that really resume when rerun after Ctrl-C (interp and overlap: when they name a
-#: partial folder, ``common.keeps_partial``; interp --between does not)
-RESUMABLE = {"train", "surface", "reproduce", "eval"}
+#: commands that really resume when rerun after Ctrl-C; eval, interp, overlap, hessian and density
+#: too once their partial folder (``common.keeps_partial``) holds a finished batch
+RESUMABLE = {"train", "surface", "reproduce"}
 
 
 def _one_line(msg: str) -> str:
@@ -143,7 +143,7 @@ class LandscapeGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort):
-            if CURRENT in RESUMABLE or common.KEEPS_PARTIAL:
+            if CURRENT in RESUMABLE or any(p.exists() for p in common.KEEPS_PARTIAL):
                 click.echo("landscape: interrupted (partial results were saved; rerun the same command to resume)",
                            err=True)
             else:

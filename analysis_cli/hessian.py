@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from .common import (beside, budget_option, checkpoint_argument, data_dir_option, device_option, echo_table,
-                     note_no_native_bf16, out_paths, seed_option, write_results)
+                     keeps_partial, note_no_native_bf16, out_paths, seed_option, write_results)
 
 LOSS_HELP = ("clean; adversarial (perturbations found once at the checkpoint by the strong loss-keeping attack, "
              "held fixed); recipe (the checkpoint's training loss: soft labels, trade-off, TRADES). "
@@ -117,7 +117,9 @@ def _run_on_rank0(command: str, compute, checkpoints, out, opts: dict):
     plan = budgets.prepare(command, checkpoints, opts, budget=opts.pop("budget"))
     if opts.get("precision") == "bfloat16" and rank == 0:
         note_no_native_bf16(opts["device"])
-    table, meta = compute(checkpoints, **opts)
+    # the perturbations of an adversarial loss are kept as they are found (.STEM.partial/): a rerun
+    # after Ctrl-C reads them back instead of attacking again
+    table, meta = compute(checkpoints, partial=keeps_partial(paths[2]), **opts)
     meta["plan"] = plan.record()
     return None if rank != 0 else (table, meta, plan, paths)
 

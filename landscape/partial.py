@@ -76,6 +76,21 @@ class BatchStore:
     def load(self) -> list[dict]:
         """The saved batches in order, contiguous from the first; [] when there are none or they are of
         another configuration (then the folder is cleared, with a warning)."""
+        out, nxt = [], 0
+        for f, r in self._read():
+            if r.get("start") != nxt:   # after a gap: keep the run before it
+                f.unlink()
+                continue
+            out.append(r)
+            nxt += r["n"]
+        return out
+
+    def load_map(self) -> dict[int, dict]:
+        """The saved batches by their first example, in any order (loops whose batches are independent
+        and may be split across ranks)."""
+        return {int(r["start"]): r for _, r in self._read()}
+
+    def _read(self) -> list[tuple[Path, dict]]:
         if not self.folder.exists():
             return []
         if not (self.folder / self.KEY).exists():
@@ -96,13 +111,12 @@ class BatchStore:
                   "starting over (they will be replaced)", file=sys.stderr)
             self.remove()
             return []
-        out, nxt = [], 0
+        out = []
         for f, r in zip(files, recs):
-            if not isinstance(r, dict) or r.get("start") != nxt:   # after a gap: keep the run before it
+            if isinstance(r, dict) and isinstance(r.get("start"), int) and isinstance(r.get("n"), int):
+                out.append((f, r))
+            else:
                 f.unlink()
-                continue
-            out.append(r)
-            nxt += r["n"]
         return out
 
     def save(self, rec: dict) -> None:

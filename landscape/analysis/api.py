@@ -314,13 +314,17 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
                          attack: str | None = None, attack_steps: int | None = None,
                          attack_queries: int | None = None, n_examples: int = 1000, batch_size: int = 256,
                          split: str = "train", params=None, dtype="float32", mode: str = "eval", device="cpu",
-                         seed: int = 0, data_dir=None, progress: bool | None = None):
+                         seed: int = 0, data_dir=None, progress: bool | None = None, partial=None):
     """The Hessian operator of a checkpoint's loss on a fixed sample: ``(setup, operator, meta)``.
 
     ``loss``: ``adversarial`` (default with a threat model: cross-entropy at perturbations found once
     at the checkpoint by ``attack``, default the ``maxloss`` attack, and held fixed), ``clean``, or
     ``recipe`` (the checkpoint's training loss, with its soft labels on the training split; its threat
     model is the recipe's training budget unless ``norm``/``eps`` are given).
+
+    ``partial``: a folder where the perturbations are kept batch by batch as they are found (one
+    subfolder per rank; :class:`landscape.partial.BatchStore`), so that the same call again finds
+    them instead of attacking again; the caller removes it when its analysis is complete.
     """
     from .hessian import LOSSES, HessianOperator, LossSpec, make_batches, shard
     ck = _load(checkpoint)
@@ -356,10 +360,25 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
         # every rank attacks only the batches it owns
         x_adv = torch.empty_like(st.x)
         starts = list(range(0, len(st.x), batch_size))[rank::world]
+        store, kept = None, {}
+        if partial is not None:
+            from ..partial import BatchStore, digest, model_digest
+            store = BatchStore(Path(partial) / (f"rank{rank}" if world > 1 else "perturbations"),
+                               {"attack": attack_config(atk), "weights": model_digest(st.model), "images": digest(st.x),
+                                "labels": digest(st.y), "batch_size": batch_size, "seed": seed, "rank": rank,
+                                "world": world, "device": str(st.device)}, what="Hessian perturbation search")
+            kept = store.load_map()
         for s in starts:
             sl = slice(s, s + batch_size)
+            if s in kept:               # found by an earlier, interrupted run of the same call
+                x_adv[sl] = kept[s]["x_adv"].to(x_adv.device)
+                continue
             x_adv[sl] = fixed_perturbations(st.model, st.x[sl], st.y[sl], atk, batch_size=batch_size,
                                             seed=seed + s, progress=progress)
+            if store is not None:
+                store.save({"start": s, "n": len(st.x[sl]), "x_adv": x_adv[sl].cpu()})
+        if kept:
+            meta["perturbation_batches_read_back"] = len([s for s in starts if s in kept])
         meta["attack"] = attack_config(atk)
         meta["perturbation_mode"] = "fixed"
         own = torch.cat([torch.arange(s, min(s + batch_size, len(st.x))) for s in starts]) if starts else None
@@ -376,6 +395,16 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
                          n_total=len(st.examples))
     meta.update(op.describe())
     return st, op, meta
+
+
+def _done_with(part) -> None:
+    """A checkpoint's analysis is complete: its kept perturbations go (and the parent folder, once empty)."""
+    if part is not None:
+        import shutil
+
+        from ..partial import remove_empty
+        shutil.rmtree(part, ignore_errors=True)
+        remove_empty(Path(part).parent)
 
 
 def _hessian_label(st: Setup, meta: dict) -> str:
@@ -414,6 +443,7 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
     for path in checkpoints:  # every checkpoint readable before the first one's work
         _load(path)
     seed = operator_options.get("seed", 0)
+    partial = operator_options.pop("partial", None)
     frames, metas, traces = [], [], {}
     _note(f"hessian: {len(checkpoints)} checkpoint(s); top-{topk} eigenvalues by "
           f"{method + (f' ({solver} solver' + (', bf16 products' if precision != 'float32' else '') + ')' if method == 'lanczos' else '')} (tol "
@@ -421,8 +451,9 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
           + (f" and the trace from {trace_samples} samples" if trace else "")
           + f"; {operator_options.get('loss') or 'default'} loss on {operator_options.get('n_examples', 1000)} "
           f"{operator_options.get('split', 'train')} examples")
-    for path in checkpoints:
-        st, op, meta = hessian_operator_for(path, **operator_options)
+    for j, path in enumerate(checkpoints):
+        part = None if partial is None else Path(partial) / str(j)
+        st, op, meta = hessian_operator_for(path, partial=part, **operator_options)
         if topk >= op.n_params:
             raise LandscapeError(f"`topk` {topk} must be smaller than the number of parameters ({op.n_params})")
         if method == "lanczos":
@@ -444,6 +475,7 @@ def hessian_spectrum(checkpoints: Sequence, *, topk: int = 10, method: str = "la
             meta.update(tr.summary())
         frames.append(df)
         metas.append(meta)
+        _done_with(part)
     return pd.concat(frames, ignore_index=True), {"analysis": "hessian", "method": method, "topk": topk,
                                                   "checkpoints": metas, "traces": traces}
 
@@ -462,8 +494,10 @@ def hessian_density(checkpoints: Sequence, *, n_v: int = 10, n_steps: int = 80, 
     _note(f"density: {len(checkpoints)} checkpoint(s); {n_v} start vectors x {n_steps} Lanczos steps; "
           f"{operator_options.get('loss') or 'default'} loss on {operator_options.get('n_examples', 1000)} examples")
     frames, metas = [], []
-    for path in checkpoints:
-        st, op, meta = hessian_operator_for(path, **operator_options)
+    partial = operator_options.pop("partial", None)
+    for j, path in enumerate(checkpoints):
+        part = None if partial is None else Path(partial) / str(j)
+        st, op, meta = hessian_operator_for(path, partial=part, **operator_options)
         res = slq_density(op, n_v=n_v, n_steps=n_steps, grid=grid, sigma=sigma, seed=operator_options.get("seed", 0))
         label = _hessian_label(st, meta)
         df = res.to_frame()
@@ -471,6 +505,7 @@ def hessian_density(checkpoints: Sequence, *, n_v: int = 10, n_steps: int = 80, 
         frames.append(df)
         meta.update(label=label, **res.summary(), hvp_time_s=round(op.hvp_time, 4))
         metas.append(meta)
+        _done_with(part)
     return pd.concat(frames, ignore_index=True), {"analysis": "density", "checkpoints": metas}
 
 

@@ -120,3 +120,38 @@ def test_hessian_cli_one_budget_for_checkpoints_of_different_norms(tmp_path, cli
     assert b["attack"]["attack"] == "maxloss" and b["attack"]["stages"][0]["attack"] == "apgd"
     assert b["attack"]["stages"][0]["steps"] == 2
     assert a["split"] == "train" and a["adversarial_ce"] >= a["clean_ce"] - 1e-6
+
+
+def test_hessian_interrupted_in_the_perturbation_search_reads_back_what_it_found(ckpts, tmp_path, cli_run,
+                                                                                 monkeypatch):
+    """Ctrl-C in the second batch's attack: the first batch's perturbations are kept (exit 130, saying
+    so); the same command attacks only the other two batches and writes the uninterrupted run's
+    eigenvalues; the partial folder is gone afterwards. A clean loss keeps nothing and says so."""
+    from landscape.analysis import api
+    real = api.fixed_perturbations
+    cmd = ["hessian", ckpts[1], "--topk", 2, "--loss", "adversarial", "--attack-steps", 2, *COMMON]
+    assert cli_run(cmd + ["--out", tmp_path / "whole"]).exit_code == 0
+    calls = []
+
+    def stopping(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(api, "fixed_perturbations", stopping)
+        r = cli_run(cmd + ["--out", tmp_path / "part"])
+    assert r.exit_code == 130 and "partial results were saved" in r.stderr
+    assert len(list((tmp_path / ".part.partial").rglob("batch_*.pt"))) == 1
+    calls.clear()
+    with monkeypatch.context() as m:
+        m.setattr(api, "fixed_perturbations", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+        assert cli_run(cmd + ["--out", tmp_path / "part"]).exit_code == 0
+    assert calls == [4, 8] and not (tmp_path / ".part.partial").exists()      # seed 0 + each batch's start
+    whole, part = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(tmp_path / "part.csv")
+    assert part["eigenvalue"].tolist() == whole["eigenvalue"].tolist() and list(part.columns) == list(whole.columns)
+    assert json.loads((tmp_path / "part.json").read_text())["meta"]["checkpoints"][0]["perturbation_batches_read_back"] == 1
+    with monkeypatch.context() as m:
+        m.setattr(api, "hessian_operator_for", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        r = cli_run(["hessian", ckpts[1], "--topk", 2, "--loss", "clean", *COMMON, "--out", tmp_path / "clean"])
+    assert r.exit_code == 130 and "nothing was written" in r.stderr
