@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from landscape.analysis.interp import interpolate_perturbations, interpolate_weights, recalibrate_bn
 from landscape.analysis.objective import predict_stats, run_attack
+from tests.interrupting import interrupting, recording
 
 from .test_objective import SignAttack, data, linear_model
 from .test_surface import make_ckpt
@@ -116,27 +117,18 @@ def test_cli_interp_interrupted_in_the_strong_attack_resumes(cli_run, l0_ckpt, t
     cmd = ["interp", l0_ckpt, "--alpha", "0:1:0.5", "--n-examples", "12", "--batch-size", "5",
            "--strong-attack", "spgd", "--strong-steps", "3"]
     assert cli_run(cmd + ["--out", tmp_path / "whole.png"]).exit_code == 0
-    calls = []
-
-    def stopping(*args, **kwargs):
-        calls.append(kwargs.get("start", 0))
-        for k, b in enumerate(real(*args, **kwargs)):
-            if len(calls) == 2 and k == 1:
-                raise KeyboardInterrupt
-            yield b
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", stopping)
+        m.setattr(base, "attack_batches", interrupting(real, call=2, batch=1)[0])
         r = cli_run(cmd + ["--out", tmp_path / "part.png"])
     assert r.exit_code == 130 and "partial results were saved" in r.stderr
-    calls.clear()
+    fake, calls = recording(real)
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", lambda *a, **k: (calls.append(k.get("start", 0)), real(*a, **k))[1])
+        m.setattr(base, "attack_batches", fake)
         assert cli_run(cmd + ["--out", tmp_path / "part.png"]).exit_code == 0
     assert calls == [0, 5] and not (tmp_path / ".part.partial").exists()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part.csv"), pd.read_csv(tmp_path / "whole.csv"))
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", stopping)
-        calls[:] = [0]                   # the next call is the second: it stops in its second batch
+        m.setattr(base, "attack_batches", interrupting(real, call=2, batch=1)[0])
         r = cli_run(["interp", l0_ckpt, "--between", l0_ckpt, "--adversarial", "--alpha", "0,1", "--n-examples", "12",
                      "--batch-size", "5", "--out", tmp_path / "between.png"])
     assert r.exit_code == 130 and "nothing was written" in r.stderr

@@ -8,6 +8,7 @@ import torch
 
 from landscape.analysis.overlap import location_overlap, perturbed_pixels, pixel_iou
 from landscape.attacks import Attack
+from tests.interrupting import interrupting, recording
 
 from .test_surface import make_ckpt
 
@@ -70,22 +71,14 @@ def test_cli_overlap_interrupted_in_the_strong_attack_resumes(cli_run, tmp_path,
     cmd = ["overlap", ck, "--n-examples", "12", "--batch-size", "5", "--strong-attack", "saa", "--strong-steps", "3",
            "--strong-queries", "5"]
     assert cli_run(cmd + ["--out", tmp_path / "whole.png"]).exit_code == 0
-    calls = []
-
-    def stopping(*args, **kwargs):
-        calls.append(kwargs.get("start", 0))
-        for k, b in enumerate(real(*args, **kwargs)):
-            if len(calls) == 2 and k == 1:
-                raise KeyboardInterrupt
-            yield b
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", stopping)
+        m.setattr(base, "attack_batches", interrupting(real, call=2, batch=1)[0])
         r = cli_run(cmd + ["--out", tmp_path / "part.png"])
     assert r.exit_code == 130 and "partial results were saved" in r.stderr
     assert [p.name for p in sorted((tmp_path / ".part.partial").iterdir())] == ["strong"]  # the 1-step one completed
-    calls.clear()
+    fake, calls = recording(real)
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", lambda *a, **k: (calls.append(k.get("start", 0)), real(*a, **k))[1])
+        m.setattr(base, "attack_batches", fake)
         assert cli_run(cmd + ["--out", tmp_path / "part.png"]).exit_code == 0
     assert calls == [0, 5] and not (tmp_path / ".part.partial").exists()   # 1-step again (cheap); strong from 5
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part.csv"), pd.read_csv(tmp_path / "whole.csv"))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from landscape.threat import ThreatModel
+from tests.interrupting import interrupting, recording
 
 
 def test_eval_end_to_end_with_saved_adversarial_examples(cli_run, tiny_ckpt, tmp_path):
@@ -76,20 +77,15 @@ def test_eval_interrupted_resumes_with_the_same_results(cli_run, tiny_ckpt, tmp_
     r = cli_run(base + ["--out", tmp_path / "whole", "--save-adv", tmp_path / "whole.pt"])
     assert r.exit_code == 0, r.stderr
 
-    def stopping(*args, **kwargs):
-        for k, b in enumerate(real(*args, **kwargs)):
-            if k == 2:
-                raise KeyboardInterrupt
-            yield b
     cmd = base + ["--out", tmp_path / "part", "--save-adv", tmp_path / "part.pt"]
     with monkeypatch.context() as m:
-        m.setattr(ev, "attack_batches", stopping)
+        m.setattr(ev, "attack_batches", interrupting(real, batch=2)[0])
         r = cli_run(cmd)
     assert r.exit_code == 130 and "partial results were saved" in r.stderr
     assert not (tmp_path / "part.csv").exists() and len(list((tmp_path / ".part.partial").glob("batch_*.pt"))) == 2
-    starts = []
+    fake, starts = recording(real)
     with monkeypatch.context() as m:
-        m.setattr(ev, "attack_batches", lambda *a, **k: (starts.append(k["start"]), real(*a, **k))[1])
+        m.setattr(ev, "attack_batches", fake)
         r = cli_run(cmd)
     assert r.exit_code == 0, r.stderr
     assert starts == [16] and not (tmp_path / ".part.partial").exists()

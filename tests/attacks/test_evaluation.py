@@ -6,6 +6,7 @@ import torch
 from landscape.attacks import Attack, SparseAutoAttack, build_attack
 from landscape.errors import LandscapeError
 from landscape.evaluation import evaluate, robust_accuracy
+from tests.interrupting import interrupting, recording
 
 from .helpers import bn_model, linear_model
 
@@ -98,14 +99,7 @@ def test_evaluate_accepts_dataset_and_checks_budget(mini_data):
 def _interrupt_after(monkeypatch, n_batches: int):
     """Make evaluate's batch loop stop with Ctrl-C once ``n_batches`` batches are finished."""
     import landscape.evaluation as ev
-    real = ev.attack_batches
-
-    def stopping(*args, **kwargs):
-        for k, b in enumerate(real(*args, **kwargs)):
-            if k == n_batches:
-                raise KeyboardInterrupt
-            yield b
-    monkeypatch.setattr(ev, "attack_batches", stopping)
+    monkeypatch.setattr(ev, "attack_batches", interrupting(ev.attack_batches, batch=n_batches)[0])
 
 
 @pytest.mark.parametrize("which", ["saa seeded", "spgd on torch's generator"])
@@ -166,21 +160,15 @@ def test_run_attack_resumes_from_its_partial_folder(fixed, tmp_path, monkeypatch
     whole, wl = run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True)
     folder = tmp_path / "p"
     real = base.attack_batches
-
-    def stopping(*args, **kwargs):
-        for k, b in enumerate(real(*args, **kwargs)):
-            if k == 1:
-                raise KeyboardInterrupt
-            yield b
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", stopping)
+        m.setattr(base, "attack_batches", interrupting(real, batch=1)[0])
         with pytest.raises(KeyboardInterrupt):
             run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True,
                        partial=folder)
     assert len(list(folder.glob("batch_*.pt"))) == 1
-    starts = []
+    fake, starts = recording(real)
     with monkeypatch.context() as m:
-        m.setattr(base, "attack_batches", lambda *a, **k: (starts.append(k["start"]), real(*a, **k))[1])
+        m.setattr(base, "attack_batches", fake)
         again, al = run_attack(build_attack("spgd", "l0", 1, steps=10), model, x, y, 25, seed=3, with_logits=True,
                                partial=folder)
     assert starts == [25] and torch.equal(again, whole) and torch.equal(al, wl) and not folder.exists()
