@@ -80,6 +80,8 @@ def hessian(checkpoints, out, **opts):
 
     Several checkpoints are drawn side by side in one figure (e.g. l0 against l1/l2/l∞, or one norm
     across budgets). Each eigenvalue is reported with its residual ||Hv-λv|| and a converged flag.
+    The perturbations of an adversarial loss are kept in .PREFIX.partial/ as they are found: after
+    Ctrl-C, the same command reads them back instead of attacking again.
     """
     from landscape.analysis import api
     from landscape.plots.hessian import plot_spectra
@@ -134,7 +136,8 @@ def _run_on_rank0(command: str, compute, checkpoints, out, opts: dict):
 @_common
 def density(checkpoints, out, **opts):
     """Spectral density of the Hessian by stochastic Lanczos quadrature (own Lanczos, full
-    reorthogonalisation; Gaussian broadening)."""
+    reorthogonalisation; Gaussian broadening). The perturbations of an adversarial loss are kept in
+    .PREFIX.partial/ as they are found: after Ctrl-C, the same command reads them back."""
     from landscape.analysis import api
     from landscape.plots.hessian import plot_density
 

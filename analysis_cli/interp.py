@@ -30,7 +30,10 @@ PAPER_ALPHAS = "0,0.1,0.2,0.3,0.4,0.6,0.8,1.0"
 @click.option("--adversarial", is_flag=True, help="with --between: also the robust accuracy under --attack at every α")
 @sample_options()
 def interp(checkpoint, alpha_text, out, no_strong, **opts):
-    """Interpolate along the 1-step perturbation of CHECKPOINT (or towards --between's weights)."""
+    """Interpolate along the 1-step perturbation of CHECKPOINT (or towards --between's weights).
+
+    Along x + alpha*delta the attacks keep their finished batches in .PREFIX.partial/: after Ctrl-C,
+    the same command goes on from there, with the same results."""
     from landscape.analysis import api
     from landscape.plots.interp import plot_interp
 

@@ -22,7 +22,8 @@ from .common import (beside, checkpoint_argument, checkpoint_label, keeps_partia
 def overlap(checkpoint, out, **opts):
     """Per-image overlap of perturbed pixel locations: the paper's overlap rate (share of the strong
     attack's pixels the training attack also perturbs) and the IoU, over images where both attacks
-    succeed and over all images where either perturbs a pixel."""
+    succeed and over all images where either perturbs a pixel. The attacks keep their finished
+    batches in .PREFIX.partial/: after Ctrl-C, the same command goes on from there."""
     from landscape.analysis import api
     from landscape.plots.interp import plot_overlap
 
