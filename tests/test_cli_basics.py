@@ -205,3 +205,16 @@ def test_a_budget_sample_larger_than_the_split_takes_the_whole_split(tmp_path, c
     r = cli_run(["eval", ck, "--attack", "spgd", "--budget", "smoke", "--data-dir", tmp_path, "--n-examples", "5",
                  "--out", tmp_path / "ev2.json"])
     _one_error_line(r, "--n-examples 5 is more than the 4 images of the cifar10 test split")
+
+
+def test_a_recipe_field_given_twice_with_different_values_is_an_error(tmp_path, cli_run):
+    """--epochs 3 with --set epochs=2 is refused (one line, nothing made), not settled silently by --set;
+    the same value twice is fine."""
+    from landscape.training.trainer import resolve_recipe
+    with pytest.raises(LandscapeError, match="`lr` is given twice"):
+        resolve_recipe(None, norm="l0", arch="small-cnn", shape=(1, 28, 28), changes={"lr": 0.1}, settings=["lr=0.2"])
+    _one_error_line(cli_run(["train", "--epochs", "3", "--set", "epochs=2", "--out", tmp_path / "run"]),
+                    "--epochs is given twice: 3, and 2 in --set")
+    assert not (tmp_path / "run").exists()
+    r = resolve_recipe(None, norm="l0", arch="small-cnn", shape=(1, 28, 28), changes={"lr": 0.1}, settings=["lr=0.1"])
+    assert r.lr == 0.1

@@ -507,12 +507,24 @@ def resolve_recipe(recipe=None, *, norm=None, eps=None, arch: str, shape, change
     if not isinstance(recipe, Recipe):
         from ..budgets import smoke_training
         recipe = get_preset(recipe, norm, eps, scale=scale_for(arch))
-        recipe = smoke_training(recipe.replace(**(changes or {})).with_settings(list(settings)), settings)
+        recipe = smoke_training(_with_changes(recipe, changes, settings), settings)
     elif changes or settings:  # a Recipe given with changes: they apply to it too, never silently dropped
-        recipe = recipe.replace(**changes or {}).with_settings(list(settings))
+        recipe = _with_changes(recipe, changes, settings)
     recipe.threat.check_shape(shape)
     recipe.train_threat.check_shape(shape)
     return recipe
+
+
+def _with_changes(recipe: Recipe, changes, settings) -> Recipe:
+    """``recipe`` with ``changes`` (field -> value) and then ``settings`` ("field=value") applied; a
+    field given in both with different values is an error, not a silent choice of one."""
+    changed = recipe.replace(**(changes or {}))
+    out = changed.with_settings(list(settings))
+    for f in changes or {}:
+        if getattr(out, f) != getattr(changed, f):
+            raise LandscapeError(f"`{f}` is given twice: {getattr(changed, f)!r}, and {getattr(out, f)!r} in "
+                                 "`settings`; give it once")
+    return out
 
 
 def _load_data(dataset, data_dir, train_data, test_data, max_train_examples, seed):
