@@ -389,6 +389,9 @@ def prepare(command: str, checkpoints, opts: dict, *, budget: str | None = None,
     if opts.get("smoothing") is not None:
         from .analysis.lipschitz import check_smoothing
         check_smoothing(opts["smoothing"])
+    if opts.get("compare") is not None:
+        from .analysis.lipschitz import check_compare
+        check_compare(opts["compare"])
     _validate.solver_options(tol=opts.get("tol"))
     ck = api._load(checkpoints[0])
     if opts.get("directions_from") is not None:   # surface: the saved plane fits every checkpoint (before the plan)

@@ -146,13 +146,19 @@ def lipschitz_estimates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, atta
     return df, meta
 
 
-def build_variants(compare: Sequence[str], y: torch.Tensor, num_classes: int, *, smoothing: float = 0.1,
-                   soft_targets: torch.Tensor | None = None, tradeoff_alpha: float = 0.5) -> dict:
-    """Variants for ``--compare``: ``labels`` adds hard/soft, ``loss`` adds ce/tradeoff (hard labels)."""
+def check_compare(compare: Sequence[str]) -> list[str]:
+    """The ``compare`` items: labels and/or loss."""
     compare = [c.strip() for c in compare if c.strip()]
     bad = set(compare) - {"labels", "loss"}
     if bad:
         raise LandscapeError(f"unknown `compare` item {sorted(bad)[0]!r}; use labels, loss or labels,loss")
+    return compare
+
+
+def build_variants(compare: Sequence[str], y: torch.Tensor, num_classes: int, *, smoothing: float = 0.1,
+                   soft_targets: torch.Tensor | None = None, tradeoff_alpha: float = 0.5) -> dict:
+    """Variants for ``--compare``: ``labels`` adds hard/soft, ``loss`` adds ce/tradeoff (hard labels)."""
+    compare = check_compare(compare)
     out = {"hard-ce": {}}
     if "labels" in compare:
         t = soft_targets if soft_targets is not None else label_smoothing_targets(y, num_classes, smoothing)

@@ -130,6 +130,7 @@ CASES = {
     "train --set milestones=[2,-1]": (TRAIN + ["--out", "new", "--set", "milestones=[2,-1]"], ["milestones"]),
     "train --set steps=2.5": (TRAIN + ["--out", "new", "--set", "steps=2.5"], ["steps"]),
     "train --set no_such_field=1": (TRAIN + ["--out", "new", "--set", "no_such_field=1"], ["no_such_field"]),
+    "train --epochs 1 --set epochs=2": (TRAIN + ["--out", "new", "--set", "epochs=2"], ["--epochs", "given twice"]),
     "hessian --tol -1": (["hessian", CK, "--tol", "-1", *CHEAP, "--out", "h"], ["--tol"]),
     "hessian --tol nan": (["hessian", CK, "--tol", "nan", *CHEAP, "--out", "h"], ["--tol"]),
     "info on an edited architecture": (["info", "tampered.pt"], ["architecture"]),
@@ -181,6 +182,15 @@ BEFORE_THE_PLAN = {
     "density --grid 1": (["density", CK, "--grid", "1", *CHEAP, "--out", "d"], ["--grid"]),
     # accepted silently before: a negative broadening gave a density integrating to a negative number
     "density --sigma -1": (["density", CK, "--sigma", "-1", *CHEAP, "--out", "d"], ["--sigma"]),
+    "lipschitz --compare nope": (["lipschitz", CK, "--compare", "nope", *CHEAP, "--out", "l.png"], ["--compare"]),
+    "eval --n-examples above the split, plan on": (
+        ["eval", CK, "--attack", "spgd", "--steps", "1", "--n-examples", "999999"], ["--n-examples", "1,000"]),
+    "hessian --n-examples above the split": (["hessian", CK, "--n-examples", "999999", "--out", "h"],
+                                             ["--n-examples", "5,000"]),
+    "surface --directions-from missing": (["surface", CK, "--grid", "2", "--directions-from", "nope.pt", *CHEAP,
+                                           "--out", "s6.png"], ["nope.pt", "not found"]),
+    "surface --directions-from a checkpoint": (["surface", CK, "--grid", "2", "--directions-from", CK, *CHEAP,
+                                                "--out", "s6.png"], ["not a landscape directions file"]),
 }
 
 
