@@ -41,7 +41,7 @@ from ..attacks.base import model_mode
 from ..checkpoint import Checkpoint, atomic_write_text
 from ..device import resolve_device
 from ..errors import LandscapeError
-from ..evaluation import robust_accuracy
+from ..evaluation import evaluate
 from ..models import ARCHS, build_model, model_kwargs_for
 from ..progress import bar
 from .. import distributed as ddp
@@ -362,7 +362,8 @@ class Run:
         result = {}
         if self.info.is_main:
             result = evaluate_final(self.model, self.test_ds, self.recipe, self.final_attack,
-                                    eval_examples=eval_examples, clean_examples=clean_examples, seed=self.seed)
+                                    eval_examples=eval_examples, clean_examples=clean_examples, seed=self.seed,
+                                    partial=None if self.out is None else self.out / FINAL_EVAL_PARTIAL)
             result.update({"epochs": len(self.metrics), "stopped_on_co": self.co_stop, "recipe": self.recipe.name,
                            "threat": str(self.recipe.threat), "arch": self.arch, "dataset": self.meta.get("name"),
                            "co_epochs": [m["epoch"] for m in self.metrics if m.get("co")]})
@@ -626,10 +627,16 @@ def _write_header(run: Run, n_train: int) -> None:
             f"device {run.dev}, {run.info.world} process(es), seed {run.seed}\n{run.recipe.describe()}")
 
 
+#: the final evaluation's finished batches, in the run folder until it completes (a rerun resumes it)
+FINAL_EVAL_PARTIAL = ".final_eval.partial"
+
+
 def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int = 1000,
-                   clean_examples: int | None = None, seed: int = 0) -> dict:
+                   clean_examples: int | None = None, seed: int = 0, partial=None) -> dict:
     """Clean accuracy on the whole test split (or a seeded subset of ``clean_examples``); robust accuracy
-    under ``attack`` on a seeded subset of ``eval_examples``."""
+    under ``attack`` on a seeded subset of ``eval_examples``. ``partial``: a folder for the robust
+    evaluation's finished batches (:func:`landscape.evaluation.evaluate`), so that a run stopped in
+    its final evaluation (sparse-AutoAttack at the recipe's budget: long at paper scale) resumes it."""
     if clean_examples is not None and clean_examples < len(test_ds):
         clean_ds = test_ds.subset(clean_examples, seed=seed)
     else:
@@ -638,7 +645,8 @@ def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int
     sub = test_ds.subset(min(eval_examples, len(test_ds)), seed=seed)
     x, y = sub.images.float() / 255, sub.labels
     torch.manual_seed(seed * 1_000_003 + 99_991)
-    robust = float(robust_accuracy(model, x, y, attack, batch_size=500))
+    df, _ = evaluate(model, x, y, attack, batch_size=500, progress=False, partial=partial)
+    robust = float(df.loc[df["stage"] == "worst-case", "accuracy"].iloc[0])
     return {"clean_acc": clean, "clean_examples": len(clean_ds), "robust_acc": robust,
             "robust_examples": len(sub), "eval_attack": recipe.eval_attack,
             "eval_attack_kwargs": dict(recipe.eval_attack_kwargs)}

@@ -175,3 +175,29 @@ def test_every_norm_and_loss_trains_a_step(tmp_path, name):
     assert 0 <= res["robust_acc"] <= 1
     row = Checkpoint.load(tmp_path / name / "checkpoint.pt").metrics[0]
     assert row["examples"] == 16 and row["train_loss"] == row["train_loss"]  # not NaN
+
+
+def test_a_run_stopped_in_its_final_evaluation_resumes_it(tmp_path, monkeypatch):
+    """Ctrl-C in the second batch (of 500) of the final robust evaluation: the trained checkpoint and the
+    first batch are kept; the same call again trains nothing more, attacks only the rest, and reports
+    what an uninterrupted run reports. The partial folder is gone at the end."""
+    import landscape.evaluation as ev
+    from tests.interrupting import interrupting, recording
+    real = ev.attack_batches
+    r = _recipe().replace(epochs=1)
+    whole = _run(tmp_path / "whole", recipe=r, eval_examples=600)
+    part = tmp_path / "part"
+    with monkeypatch.context() as m:
+        m.setattr(ev, "attack_batches", interrupting(real, batch=1)[0])
+        with pytest.raises(KeyboardInterrupt):
+            _run(part, recipe=r, eval_examples=600)
+    assert len(list((part / ".final_eval.partial").glob("batch_*.pt"))) == 1
+    fake, starts = recording(real)
+    with monkeypatch.context() as m:
+        m.setattr(ev, "attack_batches", fake)
+        res = _run(part, recipe=r, eval_examples=600)
+    assert starts == [500] and not (part / ".final_eval.partial").exists()
+    assert res["robust_acc"] == whole["robust_acc"] and res["clean_acc"] == whole["clean_acc"]
+    a, b = _weights(tmp_path / "whole" / "checkpoint.pt"), _weights(part / "checkpoint.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["epoch"] for m in Checkpoint.load(part / "checkpoint.pt").metrics] == [1]
