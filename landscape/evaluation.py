@@ -195,12 +195,13 @@ def evaluate(model: torch.nn.Module, x, y, attack: Attack, *, batch_size: int = 
     return pd.DataFrame(tally.rows(n, wall)), meta
 
 
-def robust_accuracy(model: torch.nn.Module, x, y, attack: Attack, batch_size: int = 256, device=None) -> float:
+def robust_accuracy(model: torch.nn.Module, x, y, attack: Attack, batch_size: int = 256, device=None,
+                    partial=None) -> float:
     """Worst-case robust accuracy (a float in [0,1]) of ``model`` under ``attack``; no progress bar.
 
-    ``device`` defaults to the device of the model's first parameter.
+    ``device`` defaults to the device of the model's first parameter; ``partial`` as in :func:`evaluate`.
     """
-    df, _ = evaluate(model, x, y, attack, batch_size=batch_size, device=device, progress=False)
+    df, _ = evaluate(model, x, y, attack, batch_size=batch_size, device=device, progress=False, partial=partial)
     return float(df.loc[df["stage"] == "worst-case", "accuracy"].iloc[0])
 
 

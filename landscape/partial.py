@@ -6,9 +6,11 @@ weights, data, attack, threat, batch size, device). Reading back gives the batch
 in order, contiguous from the first; a folder of another key is reported on stderr and cleared, never
 mixed in. The caller removes the folder once its loop is complete.
 
-Used by :func:`landscape.evaluation.evaluate` (``partial=``; ``landscape eval``) and
-:func:`landscape.attacks.base.run_attack` (``partial=``; the strong attacks of ``landscape interp``
-and ``landscape overlap``). Each record also carries torch's generator state after its batch
+Used by :func:`landscape.evaluation.evaluate` (``partial=``; ``landscape eval`` and the trainer's
+final evaluation), :func:`landscape.attacks.base.run_attack` (``partial=``; the attacks of
+``landscape interp`` and ``landscape overlap``) and the Hessian's perturbation search
+(``landscape.analysis.api.hessian_operator_for``). The hashes of configurations and tensors
+(:func:`config_key`, :func:`tensor_digest`) are the ones the surfaces' partial files use too. Each record also carries torch's generator state after its batch
 (:func:`rng_state`), which the resumed loop restores, so an attack without a seed of its own draws
 what it would have drawn uninterrupted. One file per batch, not one growing file: rewriting all the
 adversarial examples after every batch would cost quadratic I/O on 10,000 CIFAR-10 images.
@@ -21,28 +23,36 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
 from .errors import LandscapeError
 
 
-def _bytes(t: torch.Tensor) -> bytes:
-    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype, bf16 too
+def config_key(config: Mapping) -> str:
+    """A stable hash of a JSON-able configuration (the key of a store; surfaces' partial files too)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def digest(t: torch.Tensor) -> str:
-    """A hash of a tensor's bytes (images, labels)."""
-    return hashlib.sha256(_bytes(t)).hexdigest()[:24]
+def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A hash of named tensors (weights or directions), for configuration keys."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].detach().cpu().contiguous().to(torch.float32).numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 def model_digest(model: torch.nn.Module) -> str:
-    """A hash of a model's parameters and buffers."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(_bytes(t))
-    return h.hexdigest()[:24]
+    """A hash of a model's parameters and buffers (:func:`tensor_digest` of its state dict)."""
+    return tensor_digest(model.state_dict())
+
+
+def digest(t: torch.Tensor) -> str:
+    """A hash of one tensor's raw bytes (images, labels: no float copy of a uint8 dataset)."""
+    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype, bf16 too
+    return hashlib.sha256(raw).hexdigest()[:24]
 
 
 def rng_state(device) -> dict:
@@ -71,7 +81,7 @@ class BatchStore:
         self.folder = Path(folder)
         self.config = config
         self.what = what
-        self.key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        self.key = config_key(config)
 
     def load(self) -> list[dict]:
         """The saved batches in order, contiguous from the first; [] when there are none or they are of
@@ -138,4 +148,5 @@ def remove_empty(folder) -> None:
         pass
 
 
-__all__ = ["BatchStore", "digest", "model_digest", "remove_empty", "rng_state", "set_rng_state"]
+__all__ = ["BatchStore", "config_key", "digest", "model_digest", "remove_empty", "rng_state", "set_rng_state",
+           "tensor_digest"]

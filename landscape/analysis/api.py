@@ -555,7 +555,8 @@ def loss_surface(checkpoints: Sequence, *, loss: str | None = None, directions: 
     non-zero rank of a process group ``df`` is None.
     """
     from ..attacks.base import budget_text
-    from .surface import compute_surface, tensor_digest
+    from ..partial import tensor_digest
+    from .surface import compute_surface
     if not checkpoints:
         raise LandscapeError("give at least one checkpoint")
     kind, (lo, hi), coeffs, b_coeffs = _surface_grid(directions, directions_from, loss, dims, grid, span)

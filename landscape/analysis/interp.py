@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ..attacks.base import model_mode, run_attack
-from ..partial import remove_empty
 from ..errors import LandscapeError
+from ..partial import remove_empty
 from .objective import predict_stats
 
 

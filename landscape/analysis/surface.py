@@ -24,7 +24,6 @@ points (``gather_object``, gloo on the CPU) and returns the full grid, the other
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -38,22 +37,9 @@ import torch
 from .. import progress as _progress
 from ..distributed import rank_world
 from ..errors import LandscapeError
+from ..partial import config_key, tensor_digest  # noqa: F401  (tensor_digest: also imported from here)
 from .cragginess import cragginess
 from .objective import LossObjective, plane_offset
-
-
-def config_key(config: Mapping) -> str:
-    """A stable hash of a JSON-able configuration."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """A hash of named tensors (weights or directions), for configuration keys."""
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        h.update(k.encode())
-        h.update(tensors[k].detach().cpu().contiguous().to(torch.float32).numpy().tobytes())
-    return h.hexdigest()[:24]
 
 
 def rank_partial_path(partial: str | Path, rank: int, world: int) -> Path:

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from ..partial import BatchStore, digest, model_digest, rng_state, set_rng_state
 from ..threat import ThreatModel
 
 
@@ -246,7 +247,6 @@ def run_attack(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
     the same call again reads them back, restores torch's generator as it was after the last of
     them and attacks only the rest: the result equals an uninterrupted run's. The folder is removed
     when the loop completes."""
-    from ..partial import BatchStore, digest, model_digest, rng_state, set_rng_state
     state = torch.random.get_rng_state() if keep_rng else None
     if seed is not None:
         torch.manual_seed(int(seed))

@@ -41,7 +41,7 @@ from ..attacks.base import model_mode
 from ..checkpoint import Checkpoint, atomic_write_text
 from ..device import resolve_device
 from ..errors import LandscapeError
-from ..evaluation import evaluate
+from ..evaluation import robust_accuracy
 from ..models import ARCHS, build_model, model_kwargs_for
 from ..progress import bar
 from .. import distributed as ddp
@@ -645,8 +645,7 @@ def evaluate_final(model, test_ds, recipe: Recipe, attack, *, eval_examples: int
     sub = test_ds.subset(min(eval_examples, len(test_ds)), seed=seed)
     x, y = sub.images.float() / 255, sub.labels
     torch.manual_seed(seed * 1_000_003 + 99_991)
-    df, _ = evaluate(model, x, y, attack, batch_size=500, progress=False, partial=partial)
-    robust = float(df.loc[df["stage"] == "worst-case", "accuracy"].iloc[0])
+    robust = float(robust_accuracy(model, x, y, attack, batch_size=500, partial=partial))
     return {"clean_acc": clean, "clean_examples": len(clean_ds), "robust_acc": robust,
             "robust_examples": len(sub), "eval_attack": recipe.eval_attack,
             "eval_attack_kwargs": dict(recipe.eval_attack_kwargs)}
