@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -105,7 +104,7 @@ class BatchStore:
             return []
         if not (self.folder / self.KEY).exists():
             self.remove()               # nothing readable (stopped before its first batch was saved)
-            return []
+            return []                   # (only a store's own files go: see remove)
         from .checkpoint import read_weights_only
         files = sorted(self.folder.glob("batch_*.pt"))
         try:
@@ -137,7 +136,29 @@ class BatchStore:
         atomic_save(rec, self.folder / f"batch_{rec['start']:09d}.pt")
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the store's own files (``key.json``, ``batch_*.pt`` and their temporary files) and the
+        folder if that leaves it empty: a file someone else put there is never deleted."""
+        clear_stores(self.folder)
+
+
+def _own(p: Path) -> bool:
+    n = p.name
+    return p.is_file() and (n == BatchStore.KEY or (n.startswith("batch_") and n.endswith(".pt"))
+                            or n.startswith((f".{BatchStore.KEY}.", ".batch_")))  # atomic writes' temporaries
+
+
+def clear_stores(folder) -> None:
+    """Remove every store under ``folder`` (its own files only, see :meth:`BatchStore.remove`), then the
+    folders that leaves empty, ``folder`` included."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True):
+        clear_stores(sub)
+    for f in folder.iterdir():
+        if _own(f):
+            f.unlink(missing_ok=True)
+    remove_empty(folder)
 
 
 def remove_empty(folder) -> None:
@@ -148,5 +169,5 @@ def remove_empty(folder) -> None:
         pass
 
 
-__all__ = ["BatchStore", "config_key", "digest", "model_digest", "remove_empty", "rng_state", "set_rng_state",
+__all__ = ["BatchStore", "clear_stores", "config_key", "digest", "model_digest", "remove_empty", "rng_state", "set_rng_state",
            "tensor_digest"]

@@ -400,10 +400,8 @@ def hessian_operator_for(checkpoint, *, loss: str | None = None, norm=None, eps=
 def _done_with(part) -> None:
     """A checkpoint's analysis is complete: its kept perturbations go (and the parent folder, once empty)."""
     if part is not None:
-        import shutil
-
-        from ..partial import remove_empty
-        shutil.rmtree(part, ignore_errors=True)
+        from ..partial import clear_stores, remove_empty
+        clear_stores(part)
         remove_empty(Path(part).parent)
 
 
